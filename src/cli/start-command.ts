@@ -1,0 +1,41 @@
+/** `postern start [--config FILE]`: runs the gateway until SIGTERM/SIGINT, then drains and stops. */
+import type { Command } from 'commander';
+import { Gateway } from '../gateway.js';
+import { loadCliConfig } from './load-cli-config.js';
+
+export function registerStartCommand(program: Command): void {
+  program
+    .command('start')
+    .description('start the gateway (with no --config: the embedded default, 127.0.0.1:2525, queue in ./var)')
+    .option('-c, --config <file>', 'configuration file (YAML)')
+    .action(async (opts: { config?: string }) => {
+      const config = loadCliConfig(opts.config);
+      const gateway = await Gateway.start({ config });
+      const first = gateway.bound[0];
+      const where = `${first.host}:${first.port}`;
+      process.stderr.write([
+        `Postern is running: ${gateway.bound.map((b) => `${b.name} on ${b.host}:${b.port}`).join(', ')}; queue in ${config.store.path}`,
+        'Send it a test mail (in another terminal):',
+        `  python3 -c "import smtplib; smtplib.SMTP('${first.host}', ${first.port}).sendmail('me@example.test', ['you@example.test'], 'Subject: hello\\r\\n\\r\\nHello from Postern\\r\\n')"`,
+        `  (or: swaks --server ${where} --from me@example.test --to you@example.test)`,
+        'Then see it in the queue:  npm run --silent postern -- queue ls',
+        'Logs follow as JSON lines on stdout. Stop with Ctrl-C (drains sessions, then exits).',
+        '',
+      ].join('\n'));
+      let signals = 0;
+      const stop = (signal: string): void => {
+        signals++;
+        if (signals > 1) {
+          process.stderr.write(`postern: ${signal} again, exiting now\n`);
+          process.exit(1);
+        }
+        process.stderr.write(`postern: ${signal}: draining sessions (up to ${config.shutdown.grace} ms)…\n`);
+        gateway.stop().then(() => process.exit(0), (err: unknown) => {
+          process.stderr.write(`postern: stop failed: ${String(err)}\n`);
+          process.exit(1);
+        });
+      };
+      process.on('SIGTERM', () => stop('SIGTERM'));
+      process.on('SIGINT', () => stop('SIGINT'));
+    });
+}

@@ -1,0 +1,108 @@
+/**
+ * The composition root: the one place that picks implementations and wires the layers
+ * (config → store → policy → listeners). `postern start` and the end-to-end tests use it.
+ */
+import { readFileSync } from 'node:fs';
+import type { Logger } from 'pino';
+import type { PosternConfig } from './config/config-schema.js';
+import { openSqliteQueueStore } from './store/sqlite/sqlite-queue-store.js';
+import type { QueueStore } from './store/queue-store.js';
+import { AcceptAllPolicyEngine, type PolicyEngine } from './policy/session-policy.js';
+import { SmtpListener } from './server/smtp-listener.js';
+import { createLogger } from './observability/logger.js';
+
+export interface GatewayOptions {
+  readonly config: PosternConfig;
+  readonly log?: Logger;
+  readonly clock?: () => number;
+  readonly policy?: PolicyEngine;
+}
+
+export interface BoundListener {
+  readonly name: string;
+  readonly host: string;
+  readonly port: number;
+}
+
+export function posternVersion(): string {
+  try {
+    const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version?: string };
+    return pkg.version ?? '0.0.0';
+  } catch {
+    return '0.0.0';
+  }
+}
+
+export class Gateway {
+  private stopping: Promise<void> | null = null;
+
+  private constructor(
+    readonly config: PosternConfig,
+    readonly store: QueueStore,
+    private readonly listeners: SmtpListener[],
+    readonly bound: readonly BoundListener[],
+    readonly log: Logger,
+  ) {}
+
+  static async start(opts: GatewayOptions): Promise<Gateway> {
+    const { config } = opts;
+    const log = opts.log ?? createLogger(config.logging.level);
+    const clock = opts.clock ?? Date.now;
+    const store = openSqliteQueueStore({ directory: config.store.path, minFreeBytes: config.store.min_free_space, clock });
+    const policy = opts.policy ?? new AcceptAllPolicyEngine();
+    const version = posternVersion();
+    const listeners: SmtpListener[] = [];
+    const bound: BoundListener[] = [];
+    try {
+      for (const l of config.listeners) {
+        const listener = new SmtpListener({
+          name: l.name,
+          host: l.listen.host,
+          port: l.listen.port,
+          hostname: config.hostname,
+          banner: l.banner,
+          maxConnections: l.max_connections,
+          limits: {
+            maxMessageSize: config.limits.max_message_size,
+            maxRecipients: config.limits.max_recipients,
+            maxErrors: config.limits.max_errors,
+            maxCommandsWithoutTransaction: config.limits.max_commands_without_transaction,
+            maxMessagesPerConnection: config.limits.max_messages_per_connection,
+            maxHeaderLines: config.limits.max_header_lines,
+            maxHeaderBytes: config.limits.max_header_size,
+          },
+          timeouts: {
+            commandMs: config.timeouts.command,
+            dataBlockMs: config.timeouts.data_block,
+            sessionCapMs: config.limits.session_time_cap,
+          },
+          store,
+          policy,
+          log,
+          clock,
+          version,
+        });
+        const addr = await listener.start();
+        listeners.push(listener);
+        bound.push({ name: l.name, host: addr.address, port: addr.port });
+      }
+    } catch (err) {
+      for (const l of listeners) await l.shutdown(0);
+      await store.close();
+      throw err;
+    }
+    return new Gateway(config, store, listeners, bound, log);
+  }
+
+  /** Graceful stop: drain sessions (up to the configured grace), then close the store cleanly. */
+  stop(graceMs = this.config.shutdown.grace): Promise<void> {
+    this.stopping ??= (async () => {
+      this.log.info({ grace_ms: graceMs }, 'shutting down');
+      await Promise.all(this.listeners.map((l) => l.shutdown(graceMs)));
+      await this.store.close();
+      this.log.info('stopped');
+      this.log.flush?.();
+    })();
+    return this.stopping;
+  }
+}

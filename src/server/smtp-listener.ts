@@ -1,0 +1,180 @@
+/**
+ * SmtpListener: one listening socket from the config, its connections and their caps, and
+ * graceful draining (421 4.3.2 to new connections and to the next command of open sessions;
+ * messages in flight finish up to the grace deadline).
+ */
+import { createServer, type Server, type Socket, type AddressInfo } from 'node:net';
+import type { Logger } from 'pino';
+import { reply, type Reply } from '../smtp/reply.js';
+import type { SessionLimits } from '../smtp/server/session-limits.js';
+import type { BareLineEndingMode } from '../smtp/data-framing.js';
+import type { PolicyEngine, SessionPolicy } from '../policy/session-policy.js';
+import type { QueueStore } from '../store/queue-store.js';
+import { Intake } from './intake.js';
+import { SmtpConnection, type ConnectionTimeouts } from './smtp-connection.js';
+import { nextSessionId } from './session-id.js';
+
+export interface SmtpListenerOptions {
+  readonly name: string;
+  readonly host: string;
+  readonly port: number;
+  readonly hostname: string;
+  readonly banner: string;
+  /** Total connections on this listener; beyond it 421 4.7.0 at the greeting. */
+  readonly maxConnections: number;
+  readonly limits: Partial<SessionLimits>;
+  readonly timeouts: ConnectionTimeouts;
+  readonly bareLineEndings?: BareLineEndingMode;
+  readonly store: QueueStore;
+  readonly policy: PolicyEngine;
+  readonly log: Logger;
+  readonly clock: () => number;
+  readonly version: string;
+}
+
+export class SmtpListener {
+  private server: Server | null = null;
+  private readonly connections = new Set<SmtpConnection>();
+  /** Sockets accepted but whose session is not set up yet (policy lookup running). */
+  private opening = 0;
+  private readonly perIp = new Map<string, number>();
+  private draining = false;
+  private drainedWaiters: Array<() => void> = [];
+
+  constructor(private readonly opts: SmtpListenerOptions) {}
+
+  get connectionCount(): number {
+    return this.connections.size + this.opening;
+  }
+
+  async start(): Promise<AddressInfo> {
+    const server = createServer({ pauseOnConnect: true }, (s) => {
+      this.accept(s).catch((err: unknown) => {
+        this.opts.log.error({ err, listener: this.opts.name }, 'connection setup failed');
+        s.destroy();
+      });
+    });
+    server.maxConnections = this.opts.maxConnections * 2 + 16; // hard stop far above the polite 421
+    this.server = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.opts.port, this.opts.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    const addr = server.address() as AddressInfo;
+    this.opts.log.info({ listener: this.opts.name, address: addr.address, port: addr.port }, 'listening');
+    return addr;
+  }
+
+  private async accept(socket: Socket): Promise<void> {
+    const ip = normalizeIp(socket.remoteAddress ?? '');
+    const port = socket.remotePort ?? 0;
+    const overLimit = this.connectionCount >= this.opts.maxConnections;
+    const fromIp = (this.perIp.get(ip) ?? 0) + 1;
+    this.perIp.set(ip, fromIp);
+    this.opening++;
+    let policy: SessionPolicy;
+    try {
+      policy = await this.opts.policy.openSession({ ip, port, listener: this.opts.name, connectionsFromIp: fromIp });
+    } finally {
+      this.opening--;
+    }
+    const sessionId = nextSessionId();
+    const log = this.opts.log;
+    const intake = new Intake({
+      sessionId,
+      hostname: this.opts.hostname,
+      listener: this.opts.name,
+      ip,
+      port,
+      store: this.opts.store,
+      policy: this.draining
+        ? withConnectReply(policy, reply('service.shutting-down', { hostname: this.opts.hostname }))
+        : overLimit ? withConnectReply(policy, reply('connect.limit', { hostname: this.opts.hostname })) : policy,
+      log,
+      clock: this.opts.clock,
+      status: () => [`${this.opts.hostname} Postern ${this.opts.version}: ${this.draining ? 'draining, not accepting new mail' : 'accepting mail'}`],
+      tls: () => null,
+    });
+    log.info({ session: sessionId, listener: this.opts.name, client: ip, port, sender_group: policy.senderGroup, policy: policy.policyName }, 'connect');
+    const conn = new SmtpConnection(
+      sessionId,
+      socket,
+      {
+        hostname: this.opts.hostname,
+        banner: this.opts.banner,
+        clientName: `[${ip}]`,
+        limits: { ...this.opts.limits, ...policy.limits },
+        bareLineEndings: this.opts.bareLineEndings ?? 'reject',
+      },
+      intake,
+      this.opts.timeouts,
+      log,
+      (c) => this.closed(c, ip),
+    );
+    this.connections.add(conn);
+    socket.resume();
+  }
+
+  private closed(c: SmtpConnection, ip: string): void {
+    this.connections.delete(c);
+    const n = (this.perIp.get(ip) ?? 1) - 1;
+    if (n <= 0) this.perIp.delete(ip);
+    else this.perIp.set(ip, n);
+    this.opts.log.info({ session: c.id }, 'disconnect');
+    if (this.draining && this.connections.size === 0) {
+      for (const w of this.drainedWaiters.splice(0)) w();
+    }
+  }
+
+  /**
+   * Stops the listener: new connections get 421 4.3.2, idle sessions get it now, sessions in a
+   * transaction at their next command; after `graceMs` everything left is closed with 421 4.3.2.
+   */
+  async shutdown(graceMs: number): Promise<void> {
+    this.draining = true;
+    for (const c of this.connections) c.shutdown(false);
+    if (this.connections.size > 0) {
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, graceMs);
+        this.drainedWaiters.push(() => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+    }
+    for (const c of this.connections) c.shutdown(true);
+    if (this.connections.size > 0) {
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, 2000);
+        this.drainedWaiters.push(() => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+    }
+    const server = this.server;
+    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+}
+
+/** The listener's own refusals (connection cap, draining) answer before the policy: 421 and close. */
+function withConnectReply(policy: SessionPolicy, r: Reply): SessionPolicy {
+  return {
+    senderGroup: policy.senderGroup,
+    policyName: policy.policyName,
+    limits: policy.limits,
+    rdns: policy.rdns,
+    connect: () => ({ kind: 'reject', reply: r, disconnect: true }),
+    helo: (verb, domain) => policy.helo(verb, domain),
+    mail: (f) => policy.mail(f),
+    rcpt: (f) => policy.rcpt(f),
+  };
+}
+
+/** "::ffff:127.0.0.1" (an IPv4 client on a dual-stack socket) → "127.0.0.1". */
+function normalizeIp(ip: string): string {
+  return ip.startsWith('::ffff:') && ip.includes('.') ? ip.slice(7) : ip;
+}

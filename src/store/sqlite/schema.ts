@@ -1,0 +1,75 @@
+/**
+ * The SQLite queue's schema, as an ordered list of migrations. `PRAGMA user_version` records how
+ * many have been applied; opening a store applies the missing ones, each in its own transaction,
+ * and refuses a database written by a newer Postern (more migrations than this build knows).
+ *
+ * Bodies live in `body_chunks` rather than in files so that one WAL fsync makes body and envelope
+ * durable together: a message exists exactly when its `messages` row does, and chunk rows without
+ * one are leftovers of sessions that never committed.
+ */
+import type Database from 'better-sqlite3';
+
+const MIGRATIONS: readonly string[] = [
+  // 1: messages, recipients, body chunks.
+  `
+  CREATE TABLE messages (
+    id               TEXT PRIMARY KEY,
+    state            TEXT NOT NULL CHECK (state IN ('queued', 'held', 'done')),
+    sender           TEXT NOT NULL,
+    ret              TEXT CHECK (ret IN ('FULL', 'HDRS')),
+    envid            TEXT,
+    body             TEXT CHECK (body IN ('7BIT', '8BITMIME')),
+    smtputf8         INTEGER NOT NULL,
+    client           TEXT NOT NULL,            -- ClientInfo as JSON
+    session_id       TEXT NOT NULL,
+    received_at      INTEGER NOT NULL,         -- ms since the epoch
+    size             INTEGER NOT NULL,         -- body bytes
+    next_attempt_at  INTEGER NOT NULL,         -- ms since the epoch
+    attempts         INTEGER NOT NULL DEFAULT 0,
+    lease_owner      TEXT,
+    lease_expires_at INTEGER                   -- ms since the epoch; expired when <= now
+  );
+  CREATE INDEX messages_due ON messages (state, next_attempt_at);
+  CREATE INDEX messages_received ON messages (received_at, id);
+
+  CREATE TABLE recipients (
+    message_id  TEXT NOT NULL REFERENCES messages (id) ON DELETE CASCADE,
+    idx         INTEGER NOT NULL,              -- position in the envelope
+    address     TEXT NOT NULL,
+    domain      TEXT,                          -- lower-cased part after the last '@'; NULL for "Postmaster"
+    notify      TEXT,                          -- NotifyParam as JSON, or NULL
+    orcpt       TEXT,                          -- OriginalRecipient as JSON, or NULL
+    state       TEXT NOT NULL CHECK (state IN ('queued', 'delivered', 'bounced', 'expired', 'deleted')),
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    last_reply  TEXT,
+    PRIMARY KEY (message_id, idx)
+  );
+  CREATE INDEX recipients_domain ON recipients (domain);
+
+  CREATE TABLE body_chunks (
+    message_id  TEXT NOT NULL,                 -- no foreign key: chunks are written before the message row
+    seq         INTEGER NOT NULL,
+    data        BLOB NOT NULL,
+    PRIMARY KEY (message_id, seq)
+  );
+  `,
+];
+
+export const SCHEMA_VERSION = MIGRATIONS.length;
+
+/** Brings the database up to SCHEMA_VERSION. */
+export function migrate(db: Database.Database): void {
+  const current = db.pragma('user_version', { simple: true });
+  if (typeof current !== 'number') throw new Error('cannot read the queue schema version');
+  if (current > SCHEMA_VERSION) {
+    throw new Error(
+      `queue database has schema version ${current}, newer than this Postern knows (${SCHEMA_VERSION})`,
+    );
+  }
+  for (let version = current; version < SCHEMA_VERSION; version++) {
+    db.transaction(() => {
+      db.exec(MIGRATIONS[version]);
+      db.pragma(`user_version = ${version + 1}`);
+    }).immediate();
+  }
+}

@@ -1,0 +1,649 @@
+/**
+ * The embedded durable queue: a QueueStore in one SQLite database (`<directory>/queue.db`, WAL).
+ *
+ * How a message becomes durable with bounded memory and shared fsyncs:
+ * - `write()` keeps at most 64 KiB of a body in memory; every full 64 KiB goes into a
+ *   `body_chunks` row at once, in an ordinary transaction that is not fsync'd (synchronous=NORMAL
+ *   in WAL mode appends to the WAL without syncing it).
+ * - `commit()` hands the message to the group committer. All commits of one event-loop turn are
+ *   written in ONE transaction (last chunk, message row, recipient rows) run with
+ *   synchronous=FULL, which fsyncs the WAL at COMMIT. The WAL is append-only, so that fsync also
+ *   covers the message's earlier, unsynced chunk frames: body and envelope become durable
+ *   together, and one fsync serves the whole batch.
+ * - A message exists once its `messages` row does. Chunk rows without one (aborted or crashed
+ *   sessions) are deleted on abort and, for whatever is left, when the store is next opened.
+ *
+ * One process opens a store directory at a time: the cleanup at open treats every chunk without
+ * a message row as abandoned. Leases are nevertheless claimed in SQL with expiry, as a shared
+ * store must do them.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import {
+  StoreError,
+  type IncomingMessage,
+  type QueueStore,
+  type StoreAdmission,
+} from '../queue-store.js';
+import type {
+  ClientInfo,
+  Envelope,
+  EnvelopeRecipient,
+  Lease,
+  MessageFilter,
+  MessageState,
+  NotifyParam,
+  OriginalRecipient,
+  QueueId,
+  QueuedMessage,
+  QueuedRecipient,
+  RecipientState,
+} from '../queue-types.js';
+import { FreeSpaceMonitor } from './free-space-monitor.js';
+import { GroupCommitter } from './group-commit.js';
+import { QueueIdGenerator } from './queue-id.js';
+import { migrate } from './schema.js';
+
+/** Body bytes kept in memory per message before they go to a chunk row. */
+export const BODY_CHUNK_BYTES = 64 * 1024;
+
+export interface SqliteQueueStoreOptions {
+  /** Holds queue.db (and its -wal/-shm files); created if missing. */
+  readonly directory: string;
+  /** Bytes that must stay free on the directory's filesystem; admission fails below it. */
+  readonly minFreeBytes: number;
+  /**
+   * Upper bound on the database size in bytes (SQLite max_page_count). Writes past it fail with
+   * StoreError 'no-space', and admission counts it. Unlimited when absent.
+   */
+  readonly maxBytes?: number;
+  /** Milliseconds since the epoch; used for queue ids and `olderThanMs`. Default Date.now. */
+  readonly clock?: () => number;
+}
+
+export interface SqliteQueueStoreStats {
+  /** Transactions written by the group committer (each one fsync). */
+  readonly commitBatches: number;
+  /** Messages made durable. */
+  readonly committedMessages: number;
+  /** Commits rejected because their batch failed. */
+  readonly failedCommits: number;
+  readonly largestBatch: number;
+}
+
+export function openSqliteQueueStore(options: SqliteQueueStoreOptions): SqliteQueueStore {
+  return new SqliteQueueStore(options);
+}
+
+/** Maps an SQLite or file-system failure to the store's two kinds. */
+export function toStoreError(error: unknown, doing: string): StoreError {
+  if (error instanceof StoreError) return error;
+  const code = error instanceof Error && 'code' in error ? String(error.code) : '';
+  const full = code.startsWith('SQLITE_FULL') || code === 'ENOSPC' || code === 'EDQUOT';
+  const detail = error instanceof Error ? error.message : String(error);
+  return new StoreError(full ? 'no-space' : 'io', `${doing}: ${detail}`, { cause: error });
+}
+
+export interface SqliteStorageStats {
+  /** Body chunk rows, of committed messages and of messages still being received. */
+  readonly bodyChunks: number;
+  readonly bodyBytes: number;
+  /** Bytes of database pages in use (free pages not counted). */
+  readonly databaseBytes: number;
+}
+
+interface PendingCommit {
+  readonly message: SqliteIncomingMessage;
+  readonly envelope: Envelope;
+}
+
+interface MessageRow {
+  id: string;
+  state: MessageState;
+  sender: string;
+  ret: 'FULL' | 'HDRS' | null;
+  envid: string | null;
+  body: '7BIT' | '8BITMIME' | null;
+  smtputf8: number;
+  client: string;
+  session_id: string;
+  received_at: number;
+  size: number;
+  next_attempt_at: number;
+  attempts: number;
+}
+
+interface RecipientRow {
+  address: string;
+  notify: string | null;
+  orcpt: string | null;
+  state: RecipientState;
+  attempts: number;
+  last_reply: string | null;
+}
+
+const MESSAGE_COLUMNS =
+  'id, state, sender, ret, envid, body, smtputf8, client, session_id, received_at, size, next_attempt_at, attempts';
+
+/** Lower-cased domain of an address (after the last '@'), or null for one without ("Postmaster"). */
+function recipientDomain(address: string): string | null {
+  const at = address.lastIndexOf('@');
+  return at < 0 ? null : address.slice(at + 1).toLowerCase();
+}
+
+export class SqliteQueueStore implements QueueStore {
+  readonly databasePath: string;
+  private readonly db: Database.Database;
+  private readonly clock: () => number;
+  private readonly ids: QueueIdGenerator;
+  private readonly freeSpace: FreeSpaceMonitor;
+  private readonly committer: GroupCommitter<PendingCommit>;
+  private readonly maxBytes: number | null;
+  private closing: Promise<void> | null = null;
+
+  private readonly sql: ReturnType<typeof prepareStatements>;
+  private readonly writeCommitBatch: (batch: readonly PendingCommit[]) => void;
+  private readonly claimDue: (owner: string, now: number, max: number, leaseMs: number) => Lease[];
+
+  constructor(options: SqliteQueueStoreOptions) {
+    this.clock = options.clock ?? Date.now;
+    this.ids = new QueueIdGenerator(this.clock);
+    this.maxBytes = options.maxBytes ?? null;
+    fs.mkdirSync(options.directory, { recursive: true });
+    this.databasePath = path.join(options.directory, 'queue.db');
+    this.freeSpace = new FreeSpaceMonitor(options.directory, options.minFreeBytes);
+
+    const db = new Database(this.databasePath, { timeout: 5000 });
+    try {
+      const mode = db.pragma('journal_mode = WAL', { simple: true });
+      if (mode !== 'wal') throw new Error(`cannot put ${this.databasePath} in WAL mode (got ${String(mode)})`);
+      db.pragma('synchronous = NORMAL');
+      db.pragma('foreign_keys = ON');
+      // A big body passes through the WAL; give the space back after the next checkpoint.
+      db.pragma('journal_size_limit = 67108864');
+      if (this.maxBytes !== null) {
+        const pageSize = Number(db.pragma('page_size', { simple: true }));
+        db.pragma(`max_page_count = ${Math.max(1, Math.floor(this.maxBytes / pageSize))}`);
+      }
+      migrate(db);
+      // Bodies of sessions that never committed (abort failed, or the process died).
+      db.prepare('DELETE FROM body_chunks WHERE message_id NOT IN (SELECT id FROM messages)').run();
+    } catch (error) {
+      db.close();
+      throw error;
+    }
+    this.db = db;
+    this.sql = prepareStatements(db);
+
+    const sql = this.sql;
+    const insertBatch = db.transaction((batch: readonly PendingCommit[]) => {
+      for (const { message, envelope } of batch) {
+        const tail = message.takeBufferedTail();
+        if (tail !== null) sql.insertChunk.run(message.id, tail.seq, tail.data);
+        sql.insertMessage.run({
+          id: message.id,
+          sender: envelope.sender,
+          ret: envelope.ret,
+          envid: envelope.envid,
+          body: envelope.body,
+          smtputf8: envelope.smtputf8 ? 1 : 0,
+          client: JSON.stringify(envelope.client),
+          session_id: envelope.sessionId,
+          received_at: envelope.receivedAt,
+          size: message.size,
+          next_attempt_at: envelope.receivedAt,
+        });
+        envelope.recipients.forEach((recipient, idx) => {
+          sql.insertRecipient.run({
+            message_id: message.id,
+            idx,
+            address: recipient.address,
+            domain: recipientDomain(recipient.address),
+            notify: recipient.notify === null ? null : JSON.stringify(recipient.notify),
+            orcpt: recipient.orcpt === null ? null : JSON.stringify(recipient.orcpt),
+          });
+        });
+      }
+    });
+    this.writeCommitBatch = (batch) => {
+      // FULL makes this COMMIT fsync the WAL; everything else on this connection stays NORMAL.
+      // (exec, not a prepared statement: SQLite applies this pragma when compiling it.)
+      db.exec('PRAGMA synchronous = FULL');
+      try {
+        insertBatch.immediate(batch);
+      } finally {
+        db.exec('PRAGMA synchronous = NORMAL');
+      }
+    };
+
+    this.committer = new GroupCommitter<PendingCommit>(
+      (batch) => this.writeCommitBatch(batch),
+      (batch, error) => {
+        for (const { message } of batch) message.commitFailed();
+        return toStoreError(error, 'cannot commit message');
+      },
+    );
+
+    this.claimDue = db
+      .transaction((owner: string, now: number, max: number, leaseMs: number): Lease[] => {
+        const expiresAt = now + leaseMs;
+        const rows = sql.claimDue.all({ owner, now, max, expires_at: expiresAt });
+        return rows.map((row) => ({ id: row.id, owner, expiresAt }));
+      })
+      .immediate;
+  }
+
+  // ---- receiving ----
+
+  beginMessage(): IncomingMessage {
+    this.assertOpen();
+    return new SqliteIncomingMessage(this.ids.next(), this);
+  }
+
+  admission(size: number | null): StoreAdmission {
+    let available = this.freeSpace.current().available;
+    if (this.maxBytes !== null && this.db.open) {
+      const roomInDatabase = this.maxBytes - this.usedDatabaseBytes();
+      available = available === null ? roomInDatabase : Math.min(available, roomInDatabase);
+    }
+    if (available === null) return { ok: true, available: null };
+    return { ok: available > 0 && (size ?? 0) <= available, available };
+  }
+
+  /** @internal Called by SqliteIncomingMessage. */
+  insertChunk(id: QueueId, seq: number, data: Uint8Array): void {
+    this.assertOpen();
+    try {
+      this.sql.insertChunk.run(id, seq, data);
+    } catch (error) {
+      throw toStoreError(error, 'cannot store message body');
+    }
+  }
+
+  /** @internal Called by SqliteIncomingMessage; never throws (leftovers go at the next open). */
+  discardChunks(id: QueueId): void {
+    if (!this.db.open) return;
+    try {
+      this.sql.deleteChunks.run(id);
+    } catch {
+      // Best-effort: the orphaned chunks are removed when the store is next opened.
+    }
+  }
+
+  /** @internal Called by SqliteIncomingMessage. */
+  submitCommit(message: SqliteIncomingMessage, envelope: Envelope): Promise<void> {
+    if (this.closing !== null) {
+      return Promise.reject(new StoreError('io', 'queue store is closed'));
+    }
+    return this.committer.submit({ message, envelope });
+  }
+
+  // ---- reading ----
+
+  listMessages(filter: MessageFilter = {}): QueuedMessage[] {
+    return this.guard('cannot list messages', () => this.selectMessages(filter));
+  }
+
+  private selectMessages(filter: MessageFilter): QueuedMessage[] {
+    const conditions: string[] = [];
+    const params: Record<string, string | number> = {};
+    if (filter.state !== undefined) {
+      conditions.push('state = @state');
+      params.state = filter.state;
+    }
+    if (filter.domain !== undefined) {
+      conditions.push('EXISTS (SELECT 1 FROM recipients r WHERE r.message_id = messages.id AND r.domain = @domain)');
+      params.domain = filter.domain.toLowerCase();
+    }
+    if (filter.olderThanMs !== undefined) {
+      conditions.push('received_at <= @received_before');
+      params.received_before = this.clock() - filter.olderThanMs;
+    }
+    params.limit = filter.limit ?? -1;
+    const where = conditions.length === 0 ? '' : `WHERE ${conditions.join(' AND ')}`;
+    const rows = this.db
+      .prepare<Record<string, string | number>, MessageRow>(
+        `SELECT ${MESSAGE_COLUMNS} FROM messages ${where} ORDER BY received_at, id LIMIT @limit`,
+      )
+      .all(params);
+    return rows.map((row) => this.toQueuedMessage(row));
+  }
+
+  getMessage(id: QueueId): QueuedMessage | null {
+    return this.guard(`cannot read message ${id}`, () => {
+      const row = this.sql.selectMessage.get(id);
+      return row === undefined ? null : this.toQueuedMessage(row);
+    });
+  }
+
+  /** The whole body in memory; throws StoreError 'io' when there is no such message. */
+  readBody(id: QueueId): Buffer {
+    return this.guard(`cannot read the body of ${id}`, () => {
+      if (this.sql.selectMessage.get(id) === undefined) {
+        throw new StoreError('io', `no message ${id} in the queue`);
+      }
+      return Buffer.concat(this.sql.selectChunks.all(id));
+    });
+  }
+
+  counts(): Record<MessageState, number> {
+    return this.guard('cannot count messages', () => {
+      const counts: Record<MessageState, number> = { queued: 0, held: 0, done: 0 };
+      for (const row of this.sql.countByState.all()) counts[row.state] = row.count;
+      return counts;
+    });
+  }
+
+  // ---- leases ----
+
+  leaseDue(owner: string, now: number, max: number, leaseMs: number): Lease[] {
+    return this.guard('cannot lease due messages', () => (max <= 0 ? [] : this.claimDue(owner, now, max, leaseMs)));
+  }
+
+  /** Extends a lease its owner still holds (not expired at `now`); null when it was lost. */
+  renewLease(lease: Lease, now: number, leaseMs: number): Lease | null {
+    return this.guard(`cannot renew the lease on ${lease.id}`, () => {
+      const expiresAt = now + leaseMs;
+      const { changes } = this.sql.renewLease.run({ id: lease.id, owner: lease.owner, now, expires_at: expiresAt });
+      return changes === 1 ? { id: lease.id, owner: lease.owner, expiresAt } : null;
+    });
+  }
+
+  /** Gives a message back at once; does nothing when the lease has passed to someone else. */
+  releaseLease(lease: Lease): void {
+    this.guard(`cannot release the lease on ${lease.id}`, () => {
+      this.sql.releaseLease.run({ id: lease.id, owner: lease.owner });
+    });
+  }
+
+  // ---- lifecycle ----
+
+  stats(): SqliteQueueStoreStats {
+    const commits = this.committer.stats();
+    return {
+      commitBatches: commits.batches,
+      committedMessages: commits.committed,
+      failedCommits: commits.failed,
+      largestBatch: commits.largestBatch,
+    };
+  }
+
+  /** What the database holds: body chunk rows (committed or in flight) and the file's used size. */
+  storageStats(): SqliteStorageStats {
+    this.assertOpen();
+    const chunks = this.sql.chunkTotals.get();
+    return {
+      bodyChunks: chunks?.chunks ?? 0,
+      bodyBytes: chunks?.bytes ?? 0,
+      databaseBytes: this.usedDatabaseBytes(),
+    };
+  }
+
+  /** Bytes of pages in use; pages on the free list are reused before the file grows. */
+  private usedDatabaseBytes(): number {
+    const pageSize = Number(this.db.pragma('page_size', { simple: true }));
+    const pages = Number(this.db.pragma('page_count', { simple: true }));
+    const freePages = Number(this.db.pragma('freelist_count', { simple: true }));
+    return (pages - freePages) * pageSize;
+  }
+
+  close(): Promise<void> {
+    this.closing ??= new Promise<void>((resolve, reject) => {
+      // Let commits submitted in this turn join a last batch, then close.
+      setImmediate(() => {
+        try {
+          this.committer.flush();
+          this.db.close();
+          resolve();
+        } catch (error) {
+          reject(toStoreError(error, 'cannot close the queue store'));
+        }
+      });
+    });
+    return this.closing;
+  }
+
+  private assertOpen(): void {
+    if (!this.db.open || this.closing !== null) throw new StoreError('io', 'queue store is closed');
+  }
+
+  /** Runs a query on the open store; any failure comes out as a StoreError. */
+  private guard<T>(doing: string, query: () => T): T {
+    this.assertOpen();
+    try {
+      return query();
+    } catch (error) {
+      throw toStoreError(error, doing);
+    }
+  }
+
+  private toQueuedMessage(row: MessageRow): QueuedMessage {
+    const recipientRows = this.sql.selectRecipients.all(row.id);
+    const envelopeRecipients: EnvelopeRecipient[] = recipientRows.map((r) => ({
+      address: r.address,
+      notify: r.notify === null ? null : (JSON.parse(r.notify) as NotifyParam),
+      orcpt: r.orcpt === null ? null : (JSON.parse(r.orcpt) as OriginalRecipient),
+    }));
+    const recipients: QueuedRecipient[] = recipientRows.map((r, i) => ({
+      ...envelopeRecipients[i],
+      state: r.state,
+      attempts: r.attempts,
+      lastReply: r.last_reply,
+    }));
+    const envelope: Envelope = {
+      sender: row.sender,
+      recipients: envelopeRecipients,
+      ret: row.ret,
+      envid: row.envid,
+      body: row.body,
+      smtputf8: row.smtputf8 === 1,
+      client: JSON.parse(row.client) as ClientInfo,
+      sessionId: row.session_id,
+      receivedAt: row.received_at,
+    };
+    return {
+      id: row.id,
+      state: row.state,
+      envelope,
+      recipients,
+      size: row.size,
+      nextAttemptAt: row.next_attempt_at,
+      attempts: row.attempts,
+    };
+  }
+}
+
+function prepareStatements(db: Database.Database) {
+  return {
+    insertChunk: db.prepare<[string, number, Uint8Array]>(
+      'INSERT INTO body_chunks (message_id, seq, data) VALUES (?, ?, ?)',
+    ),
+    deleteChunks: db.prepare<[string]>('DELETE FROM body_chunks WHERE message_id = ?'),
+    selectChunks: db.prepare<[string], Buffer>('SELECT data FROM body_chunks WHERE message_id = ? ORDER BY seq').pluck(),
+    insertMessage: db.prepare<{
+      id: string;
+      sender: string;
+      ret: string | null;
+      envid: string | null;
+      body: string | null;
+      smtputf8: number;
+      client: string;
+      session_id: string;
+      received_at: number;
+      size: number;
+      next_attempt_at: number;
+    }>(
+      `INSERT INTO messages (id, state, sender, ret, envid, body, smtputf8, client, session_id, received_at, size, next_attempt_at)
+       VALUES (@id, 'queued', @sender, @ret, @envid, @body, @smtputf8, @client, @session_id, @received_at, @size, @next_attempt_at)`,
+    ),
+    insertRecipient: db.prepare<{
+      message_id: string;
+      idx: number;
+      address: string;
+      domain: string | null;
+      notify: string | null;
+      orcpt: string | null;
+    }>(
+      `INSERT INTO recipients (message_id, idx, address, domain, notify, orcpt, state)
+       VALUES (@message_id, @idx, @address, @domain, @notify, @orcpt, 'queued')`,
+    ),
+    selectMessage: db.prepare<[string], MessageRow>(`SELECT ${MESSAGE_COLUMNS} FROM messages WHERE id = ?`),
+    selectRecipients: db.prepare<[string], RecipientRow>(
+      'SELECT address, notify, orcpt, state, attempts, last_reply FROM recipients WHERE message_id = ? ORDER BY idx',
+    ),
+    chunkTotals: db.prepare<[], { chunks: number; bytes: number }>(
+      'SELECT count(*) AS chunks, coalesce(sum(length(data)), 0) AS bytes FROM body_chunks',
+    ),
+    countByState: db.prepare<[], { state: MessageState; count: number }>(
+      'SELECT state, count(*) AS count FROM messages GROUP BY state',
+    ),
+    claimDue: db.prepare<{ owner: string; now: number; max: number; expires_at: number }, { id: string }>(
+      `UPDATE messages SET lease_owner = @owner, lease_expires_at = @expires_at
+       WHERE id IN (
+         SELECT id FROM messages
+         WHERE state = 'queued' AND next_attempt_at <= @now
+           AND (lease_owner IS NULL OR lease_expires_at <= @now)
+         ORDER BY next_attempt_at, id
+         LIMIT @max)
+       AND (lease_owner IS NULL OR lease_expires_at <= @now)
+       RETURNING id`,
+    ),
+    renewLease: db.prepare<{ id: string; owner: string; now: number; expires_at: number }>(
+      `UPDATE messages SET lease_expires_at = @expires_at
+       WHERE id = @id AND lease_owner = @owner AND lease_expires_at > @now`,
+    ),
+    releaseLease: db.prepare<{ id: string; owner: string }>(
+      `UPDATE messages SET lease_owner = NULL, lease_expires_at = NULL
+       WHERE id = @id AND lease_owner = @owner`,
+    ),
+  };
+}
+
+type MessageProgress = 'receiving' | 'committing' | 'committed' | 'failed' | 'aborted';
+
+/** Smallest staging buffer; it doubles as a body grows, up to BODY_CHUNK_BYTES. */
+const INITIAL_STAGING_BYTES = 4096;
+
+/**
+ * One message being received into a SqliteQueueStore. Body bytes are copied into a staging
+ * buffer (the caller may reuse its own after write() returns) that grows to at most 64 KiB and
+ * is then reused for every further chunk: a large body costs no garbage per chunk, a small one
+ * no 64 KiB allocation.
+ */
+class SqliteIncomingMessage implements IncomingMessage {
+  private written = 0;
+  private nextSeq = 0;
+  private staging: Buffer | null = null;
+  private stagedBytes = 0;
+  private progress: MessageProgress = 'receiving';
+
+  constructor(
+    readonly id: QueueId,
+    private readonly store: SqliteQueueStore,
+  ) {}
+
+  get size(): number {
+    return this.written;
+  }
+
+  write(chunk: Uint8Array): void {
+    if (this.progress !== 'receiving') {
+      throw new StoreError('io', `message ${this.id} is ${this.progress}; it takes no more body bytes`);
+    }
+    try {
+      this.append(chunk);
+    } catch (error) {
+      // A body with a hole must never be committed: the message is finished.
+      this.commitFailed();
+      throw error;
+    }
+  }
+
+  commit(envelope: Envelope): Promise<void> {
+    if (this.progress !== 'receiving') {
+      return Promise.reject(new StoreError('io', `message ${this.id} is ${this.progress}; cannot commit it`));
+    }
+    this.progress = 'committing';
+    return this.store.submitCommit(this, envelope).then(
+      () => {
+        this.progress = 'committed';
+      },
+      (error: unknown) => {
+        this.commitFailed();
+        throw error;
+      },
+    );
+  }
+
+  /**
+   * Drops the body. After commit() was called this does nothing: the message is (or is about to
+   * be) accepted, and a committed message is only removed by delivery. Never throws.
+   */
+  abort(): void {
+    if (this.progress === 'committing' || this.progress === 'committed' || this.progress === 'aborted') return;
+    this.progress = 'aborted';
+    this.dropStaging();
+    this.store.discardChunks(this.id);
+  }
+
+  /**
+   * @internal The bytes still staged, as the last chunk row; used once, by the commit batch,
+   * which inserts them at once (SQLite copies them).
+   */
+  takeBufferedTail(): { seq: number; data: Uint8Array } | null {
+    if (this.staging === null || this.stagedBytes === 0) return null;
+    const tail = { seq: this.nextSeq, data: this.staging.subarray(0, this.stagedBytes) };
+    this.nextSeq += 1;
+    this.dropStaging();
+    return tail;
+  }
+
+  /** @internal A write or the commit's batch failed: drop whatever of the body was stored. */
+  commitFailed(): void {
+    if (this.progress === 'failed') return;
+    this.progress = 'failed';
+    this.dropStaging();
+    this.store.discardChunks(this.id);
+  }
+
+  private append(chunk: Uint8Array): void {
+    let offset = 0;
+    while (offset < chunk.length) {
+      const take = Math.min(BODY_CHUNK_BYTES - this.stagedBytes, chunk.length - offset);
+      const piece = chunk.subarray(offset, offset + take);
+      if (this.stagedBytes === 0 && take === BODY_CHUNK_BYTES) {
+        // A whole chunk straight from the caller's bytes (SQLite copies them).
+        this.store.insertChunk(this.id, this.nextSeq, piece);
+        this.nextSeq += 1;
+      } else {
+        const staging = this.stagingFor(this.stagedBytes + take);
+        staging.set(piece, this.stagedBytes);
+        this.stagedBytes += take;
+        if (this.stagedBytes === BODY_CHUNK_BYTES) {
+          this.store.insertChunk(this.id, this.nextSeq, staging);
+          this.nextSeq += 1;
+          this.stagedBytes = 0;
+        }
+      }
+      offset += take;
+      this.written += take;
+    }
+  }
+
+  /** The staging buffer, grown (by doubling, up to BODY_CHUNK_BYTES) to hold `bytes`. */
+  private stagingFor(bytes: number): Buffer {
+    if (this.staging !== null && this.staging.length >= bytes) return this.staging;
+    let capacity = Math.max(this.staging?.length ?? 0, INITIAL_STAGING_BYTES);
+    while (capacity < bytes) capacity *= 2;
+    const grown = Buffer.allocUnsafe(Math.min(capacity, BODY_CHUNK_BYTES));
+    if (this.staging !== null) this.staging.copy(grown, 0, 0, this.stagedBytes);
+    this.staging = grown;
+    return grown;
+  }
+
+  private dropStaging(): void {
+    this.staging = null;
+    this.stagedBytes = 0;
+  }
+}

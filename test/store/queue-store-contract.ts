@@ -1,0 +1,397 @@
+/**
+ * The QueueStore contract: behaviour every implementation must show (the embedded SQLite store
+ * now, a shared PostgreSQL store later). An implementation's test file calls
+ * `runQueueStoreContract` with a function that opens its store on a fresh directory; reopening the
+ * same directory must show the same queue (that is what "durable" means to these tests).
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { StoreError, type QueueStore } from '../../src/store/queue-store.js';
+import type { Envelope, EnvelopeRecipient } from '../../src/store/queue-types.js';
+import { sampleBody, sampleClient, sampleEnvelope } from './fixtures/sample-message.js';
+
+export interface ContractStoreOptions {
+  /** Bytes that must stay free; admission fails below it. */
+  readonly minFreeBytes: number;
+  /** Milliseconds since the epoch, as the store should see "now". */
+  readonly clock?: () => number;
+}
+
+/** The store a contract test works on; `reopen` closes it and opens the same directory again. */
+interface StoreUnderTest {
+  store: QueueStore;
+  readonly directory: string;
+  reopen(): Promise<QueueStore>;
+}
+
+export type OpenQueueStore = (directory: string, options: ContractStoreOptions) => QueueStore;
+
+const TEST_TIMEOUT_MS = 60_000;
+
+/** Runs `body` with a fresh directory that is removed afterwards. */
+export async function withTempDirectory<T>(body: (directory: string) => Promise<T>): Promise<T> {
+  const directory = fs.mkdtempSync(path.join(os.tmpdir(), 'postern-store-'));
+  try {
+    return await body(directory);
+  } finally {
+    fs.rmSync(directory, { recursive: true, force: true });
+  }
+}
+
+/** Begins, writes `body` in pieces of `pieceSize` bytes (through one reused buffer), commits. */
+export async function storeMessage(
+  store: QueueStore,
+  body: Uint8Array,
+  envelope: Envelope = sampleEnvelope(),
+  pieceSize = 4096,
+): Promise<string> {
+  const message = store.beginMessage();
+  // The caller's buffer is reused for every piece: the store must copy what it keeps.
+  const reused = new Uint8Array(pieceSize);
+  for (let offset = 0; offset < body.length; offset += pieceSize) {
+    const length = Math.min(pieceSize, body.length - offset);
+    reused.set(body.subarray(offset, offset + length));
+    message.write(reused.subarray(0, length));
+    reused.fill(0xee);
+  }
+  assert.equal(message.size, body.length);
+  await message.commit(envelope);
+  return message.id;
+}
+
+function isStoreError(error: unknown): error is StoreError {
+  return error instanceof StoreError;
+}
+
+export function runQueueStoreContract(name: string, open: OpenQueueStore): void {
+  const options: ContractStoreOptions = { minFreeBytes: 0 };
+
+  /** Opens a store on a fresh directory, runs `body`, closes the store and removes the directory. */
+  async function withStore(
+    body: (subject: StoreUnderTest) => Promise<void>,
+    storeOptions: ContractStoreOptions = options,
+  ): Promise<void> {
+    await withTempDirectory(async (directory) => {
+      const subject: StoreUnderTest = {
+        store: open(directory, storeOptions),
+        directory,
+        async reopen() {
+          await subject.store.close();
+          subject.store = open(directory, storeOptions);
+          return subject.store;
+        },
+      };
+      try {
+        await body(subject);
+      } finally {
+        await subject.store.close();
+      }
+    });
+  }
+
+  test(`${name}: a committed body reads back byte-exact, 8-bit bytes and pieces over 64 KiB included`, { timeout: TEST_TIMEOUT_MS }, async () => {
+    await withStore(async ({ store }) => {
+      const body = Buffer.concat([
+        Buffer.from(Array.from({ length: 256 }, (_, i) => i)),
+        sampleBody(200_000, 1),
+        Buffer.from('\r\n.\r\n\u00e4\u00f6\u00fc\r\n', 'utf8'),
+      ]);
+      const message = store.beginMessage();
+      message.write(body.subarray(0, 3)); // odd small piece
+      message.write(body.subarray(3, 3 + 150_000)); // one piece larger than 64 KiB
+      message.write(body.subarray(3 + 150_000, 3 + 150_000 + 65_536)); // exactly 64 KiB, unaligned
+      message.write(new Uint8Array(0));
+      message.write(body.subarray(3 + 150_000 + 65_536));
+      assert.equal(message.size, body.length);
+      await message.commit(sampleEnvelope());
+
+      assert.deepEqual(store.readBody(message.id), body);
+      assert.equal(store.getMessage(message.id)?.size, body.length);
+
+      // Pieces of exactly 64 KiB from a buffer the writer reuses.
+      const aligned = sampleBody(5 * 65_536 + 17, 4);
+      const alignedId = await storeMessage(store, aligned, sampleEnvelope(), 65_536);
+      assert.ok(store.readBody(alignedId).equals(aligned), 'body written in 64 KiB pieces differs');
+    });
+  });
+
+  test(`${name}: a 5 MB body written in 1 KiB pieces reads back byte-exact`, { timeout: TEST_TIMEOUT_MS }, async () => {
+    await withStore(async ({ store }) => {
+      const body = sampleBody(5 * 1024 * 1024, 2);
+      const id = await storeMessage(store, body, sampleEnvelope(), 1024);
+      assert.ok(store.readBody(id).equals(body), 'body differs');
+    });
+  });
+
+  test(`${name}: an empty body is a message too`, { timeout: TEST_TIMEOUT_MS }, async () => {
+    await withStore(async ({ store }) => {
+      const id = await storeMessage(store, new Uint8Array(0));
+      assert.equal(store.readBody(id).length, 0);
+      assert.equal(store.getMessage(id)?.size, 0);
+    });
+  });
+
+  test(`${name}: envelope and per-recipient DSN parameters round-trip exactly`, { timeout: TEST_TIMEOUT_MS }, async () => {
+    await withStore(async (subject) => {
+      const store = subject.store;
+      const recipients: EnvelopeRecipient[] = [
+        { address: 'plain@example.test', notify: null, orcpt: null },
+        { address: 'never@example.test', notify: 'NEVER', orcpt: { addrType: 'rfc822', address: 'old@example.test' } },
+        {
+          address: 'j\u00f6rg@b\u00fccher.example',
+          notify: ['SUCCESS', 'FAILURE', 'DELAY'],
+          orcpt: { addrType: 'utf-8', address: 'J\u00f6rg+x@B\u00fccher.example' },
+        },
+        { address: '"quoted@local"@Example.TEST', notify: ['DELAY'], orcpt: null },
+        { address: 'Postmaster', notify: ['FAILURE'], orcpt: null },
+      ];
+      const envelope: Envelope = {
+        sender: '',
+        recipients,
+        ret: 'HDRS',
+        envid: 'QQ314159 +=x\u00e9',
+        body: '8BITMIME',
+        smtputf8: true,
+        client: { ...sampleClient, rdns: 'mail.example.org', senderGroup: null, policy: null },
+        sessionId: 'sess-42',
+        receivedAt: 1_700_000_123_456,
+      };
+      const other: Envelope = sampleEnvelope({ ret: 'FULL', body: '7BIT', envid: null });
+      const id = await storeMessage(store, Buffer.from('Subject: x\r\n\r\nhi\r\n'), envelope);
+      const otherId = await storeMessage(store, Buffer.from('x'), other);
+
+      const check = (current: QueueStore): void => {
+        const message = current.getMessage(id);
+        assert.ok(message);
+        assert.equal(message.id, id);
+        assert.equal(message.state, 'queued');
+        assert.deepEqual(message.envelope, envelope);
+        assert.deepEqual(
+          message.recipients,
+          recipients.map((r) => ({ ...r, state: 'queued', attempts: 0, lastReply: null })),
+        );
+        assert.equal(message.attempts, 0);
+        assert.ok(message.nextAttemptAt <= envelope.receivedAt, 'a new message is due at once');
+        assert.deepEqual(current.getMessage(otherId)?.envelope, other);
+      };
+      check(store);
+      check(await subject.reopen());
+    });
+  });
+
+  test(`${name}: queue ids are unique and made of [0-9A-Za-z]`, { timeout: TEST_TIMEOUT_MS }, async () => {
+    await withStore(async ({ store }) => {
+      const ids = new Set<string>();
+      for (let i = 0; i < 2000; i++) {
+        const message = store.beginMessage();
+        assert.match(message.id, /^[0-9A-Za-z]{1,20}$/);
+        ids.add(message.id);
+        message.abort();
+      }
+      assert.equal(ids.size, 2000);
+    });
+  });
+
+  test(`${name}: abort leaves nothing, never throws, and a committed message ignores it`, { timeout: TEST_TIMEOUT_MS }, async () => {
+    await withStore(async (subject) => {
+      let store = subject.store;
+      const aborted = store.beginMessage();
+      aborted.write(sampleBody(300_000, 3));
+      aborted.abort();
+      aborted.abort();
+      assert.throws(() => aborted.write(Buffer.from('more')), isStoreError);
+      await assert.rejects(aborted.commit(sampleEnvelope()), isStoreError);
+
+      const untouched = store.beginMessage();
+      untouched.abort(); // before any write
+
+      const kept = store.beginMessage();
+      kept.write(Buffer.from('kept'));
+      const committing = kept.commit(sampleEnvelope());
+      kept.abort(); // after commit(): the message is already being accepted
+      await committing;
+      kept.abort();
+
+      assert.equal(store.getMessage(aborted.id), null);
+      assert.equal(store.getMessage(untouched.id), null);
+      assert.deepEqual(store.listMessages().map((m) => m.id), [kept.id]);
+      store = await subject.reopen();
+      assert.deepEqual(store.listMessages().map((m) => m.id), [kept.id]);
+      assert.equal(store.readBody(kept.id).toString(), 'kept');
+      assert.deepEqual(store.counts(), { queued: 1, held: 0, done: 0 });
+    });
+  });
+
+  test(`${name}: a message can be committed once`, { timeout: TEST_TIMEOUT_MS }, async () => {
+    await withStore(async ({ store }) => {
+      const message = store.beginMessage();
+      message.write(Buffer.from('once'));
+      await message.commit(sampleEnvelope());
+      await assert.rejects(message.commit(sampleEnvelope()), isStoreError);
+      assert.throws(() => message.write(Buffer.from('x')), isStoreError);
+      assert.equal(store.listMessages().length, 1);
+    });
+  });
+
+  test(`${name}: 200 concurrent commits all resolve and are all durable`, { timeout: TEST_TIMEOUT_MS }, async () => {
+    await withStore(async (subject) => {
+      let store = subject.store;
+      const bodies = Array.from({ length: 200 }, (_, i) => sampleBody(500 + i * 97, 100 + i));
+      const ids = await Promise.all(
+        bodies.map((body, i) => storeMessage(store, body, sampleEnvelope({ sessionId: `s${i}` }))),
+      );
+      assert.equal(new Set(ids).size, 200);
+      store = await subject.reopen();
+      assert.equal(store.counts().queued, 200);
+      ids.forEach((id, i) => {
+        assert.ok(store.readBody(id).equals(bodies[i]), `body of ${id}`);
+        assert.equal(store.getMessage(id)?.envelope.sessionId, `s${i}`);
+      });
+    });
+  });
+
+  test(`${name}: close waits for a commit in flight`, { timeout: TEST_TIMEOUT_MS }, async () => {
+    await withTempDirectory(async (directory) => {
+      const store = open(directory, options);
+      const message = store.beginMessage();
+      message.write(Buffer.from('last one'));
+      const committed = message.commit(sampleEnvelope());
+      const closed = store.close();
+      await committed;
+      await closed;
+      await store.close(); // idempotent
+      assert.throws(() => store.beginMessage(), isStoreError);
+      assert.throws(() => store.listMessages(), isStoreError);
+
+      const again = open(directory, options);
+      try {
+        assert.equal(again.readBody(message.id).toString(), 'last one');
+      } finally {
+        await again.close();
+      }
+    });
+  });
+
+  test(`${name}: leaseDue claims due messages once; an expired lease can be taken over`, { timeout: TEST_TIMEOUT_MS }, async () => {
+    await withStore(async ({ store }) => {
+      const t0 = 1_700_000_000_000;
+      const first = await storeMessage(store, Buffer.from('1'), sampleEnvelope({ receivedAt: t0 }));
+      const second = await storeMessage(store, Buffer.from('2'), sampleEnvelope({ receivedAt: t0 + 10 }));
+      const later = await storeMessage(store, Buffer.from('3'), sampleEnvelope({ receivedAt: t0 + 60_000 }));
+
+      assert.deepEqual(store.leaseDue('A', t0 + 100, 0, 1000), []);
+      const leasesA = store.leaseDue('A', t0 + 100, 10, 1000);
+      assert.deepEqual(
+        leasesA.map((l) => l.id),
+        [first, second],
+        'oldest first; a message not yet due is not leased',
+      );
+      for (const lease of leasesA) {
+        assert.equal(lease.owner, 'A');
+        assert.equal(lease.expiresAt, t0 + 1100);
+      }
+      assert.deepEqual(store.leaseDue('B', t0 + 100, 10, 1000), [], 'B gets nothing while A holds them');
+      assert.deepEqual(store.leaseDue('B', t0 + 1099, 10, 1000), []);
+
+      // A renews one before expiry; the other expires and B takes it.
+      const renewed = store.renewLease(leasesA[0], t0 + 900, 5000);
+      assert.deepEqual(renewed, { id: first, owner: 'A', expiresAt: t0 + 5900 });
+      const leasesB = store.leaseDue('B', t0 + 1100, 10, 1000);
+      assert.deepEqual(leasesB.map((l) => l.id), [second]);
+      assert.equal(store.renewLease(leasesA[1], t0 + 1100, 1000), null, 'A lost the expired lease');
+      store.releaseLease(leasesA[1]); // not A's any more: no effect
+      assert.deepEqual(store.leaseDue('C', t0 + 1100, 10, 1000), []);
+
+      // A renewal after expiry fails even when nobody took the message.
+      assert.equal(store.renewLease(renewed!, t0 + 5900, 1000), null);
+
+      // Release makes a message available at once; max is respected.
+      store.releaseLease(leasesB[0]);
+      assert.deepEqual(store.leaseDue('C', t0 + 1200, 1, 1000).map((l) => l.id), [second]);
+      assert.deepEqual(store.leaseDue('D', t0 + 6000, 1, 1000).map((l) => l.id), [first]);
+      const all = store.leaseDue('E', t0 + 70_000, 10, 1000).map((l) => l.id);
+      assert.deepEqual(all, [first, second, later], 'every lease has expired by now');
+    });
+  });
+
+  test(`${name}: listMessages filters by state, recipient domain, age and limit, oldest first`, { timeout: TEST_TIMEOUT_MS }, async () => {
+    const now = 1_700_000_000_000;
+    await withStore(
+      async ({ store }) => {
+        const rcpt = (address: string): EnvelopeRecipient => ({ address, notify: null, orcpt: null });
+        // Committed out of age order on purpose.
+        const middle = await storeMessage(
+          store,
+          Buffer.from('m'),
+          sampleEnvelope({ receivedAt: now - 60_000, recipients: [rcpt('a@Example.TEST'), rcpt('b@other.test')] }),
+        );
+        const oldest = await storeMessage(
+          store,
+          Buffer.from('o'),
+          sampleEnvelope({ receivedAt: now - 3_600_000, recipients: [rcpt('"x@example.test"@third.test')] }),
+        );
+        const newest = await storeMessage(
+          store,
+          Buffer.from('n'),
+          sampleEnvelope({ receivedAt: now - 1000, recipients: [rcpt('c@example.test'), rcpt('Postmaster')] }),
+        );
+        const ids = (filter?: Parameters<QueueStore['listMessages']>[0]): string[] =>
+          store.listMessages(filter).map((m) => m.id);
+
+        assert.deepEqual(ids(), [oldest, middle, newest]);
+        assert.deepEqual(ids({ state: 'queued' }), [oldest, middle, newest]);
+        assert.deepEqual(ids({ state: 'held' }), []);
+        assert.deepEqual(ids({ state: 'done' }), []);
+        assert.deepEqual(ids({ domain: 'example.test' }), [middle, newest]);
+        assert.deepEqual(ids({ domain: 'EXAMPLE.test' }), [middle, newest], 'domain is case-insensitive');
+        assert.deepEqual(ids({ domain: 'third.test' }), [oldest], 'the domain follows the last @');
+        assert.deepEqual(ids({ domain: 'example' }), []);
+        assert.deepEqual(ids({ olderThanMs: 60_000 }), [oldest, middle]);
+        assert.deepEqual(ids({ olderThanMs: 2 * 3_600_000 }), []);
+        assert.deepEqual(ids({ limit: 2 }), [oldest, middle]);
+        assert.deepEqual(ids({ domain: 'example.test', olderThanMs: 500, limit: 1 }), [middle]);
+        assert.deepEqual(store.counts(), { queued: 3, held: 0, done: 0 });
+      },
+      { minFreeBytes: 0, clock: () => now },
+    );
+  });
+
+  test(`${name}: admission answers from free space minus the reserve`, { timeout: TEST_TIMEOUT_MS }, async () => {
+    await withStore(async ({ store }) => {
+      const admission = store.admission(1000);
+      assert.equal(admission.ok, true);
+      assert.ok(admission.available === null || admission.available > 1000);
+      assert.equal(store.admission(null).ok, true);
+    });
+    await withStore(
+      async ({ store }) => {
+        const admission = store.admission(1000);
+        assert.equal(admission.ok, false);
+        assert.ok(admission.available !== null && admission.available < 0);
+        assert.equal(store.admission(null).ok, false);
+      },
+      { minFreeBytes: Number.MAX_SAFE_INTEGER },
+    );
+  });
+
+  test(`${name}: reopening keeps every message; begun but uncommitted ones are gone`, { timeout: TEST_TIMEOUT_MS }, async () => {
+    await withStore(async (subject) => {
+      let store = subject.store;
+      const committed = await storeMessage(store, sampleBody(100_000, 7));
+      const unfinished = store.beginMessage();
+      unfinished.write(sampleBody(300_000, 8)); // reaches the database, never committed
+      const lease = store.leaseDue('worker', Date.now(), 10, 60_000);
+      assert.deepEqual(lease.map((l) => l.id), [committed]);
+
+      store = await subject.reopen();
+      assert.deepEqual(store.listMessages().map((m) => m.id), [committed]);
+      assert.equal(store.getMessage(unfinished.id), null);
+      assert.ok(store.readBody(committed).equals(sampleBody(100_000, 7)));
+      assert.deepEqual(store.leaseDue('other', Date.now(), 10, 60_000), [], 'the lease survives too');
+      assert.throws(() => store.readBody(unfinished.id), isStoreError);
+    });
+  });
+}

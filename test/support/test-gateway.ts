@@ -1,0 +1,44 @@
+/**
+ * A real gateway in this process for tests: own temp directory for the queue, an ephemeral
+ * loopback port, silent logs unless POSTERN_TEST_LOG is set.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseConfigText } from '../../src/config/load-config.js';
+import type { PosternConfig } from '../../src/config/config-schema.js';
+import { Gateway } from '../../src/gateway.js';
+import { createLogger, silentLogger } from '../../src/observability/logger.js';
+import type { PolicyEngine } from '../../src/policy/session-policy.js';
+
+export interface TestGateway {
+  readonly gateway: Gateway;
+  readonly port: number;
+  readonly dir: string;
+  readonly config: PosternConfig;
+  stop(): Promise<void>;
+}
+
+/** `yaml` is merged below a default test config (store path and listener filled in). */
+export async function startTestGateway(yaml = '', opts: { policy?: PolicyEngine; dir?: string } = {}): Promise<TestGateway> {
+  const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'postern-gw-'));
+  const text = [
+    'hostname: mx.test',
+    `store: { path: ${JSON.stringify(join(dir, 'queue'))}, min_free_space: 0 }`,
+    yaml.includes('listeners:') ? '' : 'listeners: [ { name: inbound, listen: "127.0.0.1:0" } ]',
+    yaml,
+  ].join('\n');
+  const config = parseConfigText(text, 'test.yaml', { baseDir: dir });
+  const log = process.env.POSTERN_TEST_LOG ? createLogger('debug', 2) : silentLogger();
+  const gateway = await Gateway.start({ config, log, policy: opts.policy });
+  return {
+    gateway,
+    port: gateway.bound[0].port,
+    dir,
+    config,
+    async stop() {
+      await gateway.stop(1000);
+      if (!opts.dir) rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
