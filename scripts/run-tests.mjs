@@ -27,7 +27,7 @@ if (only.length === 0) {
 }
 const files = only.length > 0 ? only : findTests('test');
 run(process.execPath, [
-  '--import', 'tsx',
+  '--import', 'tsx', '--expose-gc',
   '--test', '--test-concurrency=2', '--test-timeout=120000',
   ...files,
 ]);

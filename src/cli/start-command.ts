@@ -10,7 +10,29 @@ export function registerStartCommand(program: Command): void {
     .option('-c, --config <file>', 'configuration file (YAML)')
     .action(async (opts: { config?: string }) => {
       const config = loadCliConfig(opts.config);
-      const gateway = await Gateway.start({ config });
+      // Handlers first: a signal that arrives before them would kill the process outright.
+      let gateway: Gateway | null = null;
+      let stopRequested: string | null = null;
+      let signals = 0;
+      const stop = (signal: string): void => {
+        signals++;
+        if (signals > 1) {
+          process.stderr.write(`postern: ${signal} again, exiting now\n`);
+          process.exit(1);
+        }
+        if (!gateway) {
+          stopRequested = signal; // still starting: stop as soon as it runs
+          return;
+        }
+        process.stderr.write(`postern: ${signal}: draining sessions (up to ${config.shutdown.grace} ms)…\n`);
+        gateway.stop().then(() => process.exit(0), (err: unknown) => {
+          process.stderr.write(`postern: stop failed: ${String(err)}\n`);
+          process.exit(1);
+        });
+      };
+      process.on('SIGTERM', () => stop('SIGTERM'));
+      process.on('SIGINT', () => stop('SIGINT'));
+      gateway = await Gateway.start({ config });
       const first = gateway.bound[0];
       const where = `${first.host}:${first.port}`;
       process.stderr.write([
@@ -22,20 +44,9 @@ export function registerStartCommand(program: Command): void {
         'Logs follow as JSON lines on stdout. Stop with Ctrl-C (drains sessions, then exits).',
         '',
       ].join('\n'));
-      let signals = 0;
-      const stop = (signal: string): void => {
-        signals++;
-        if (signals > 1) {
-          process.stderr.write(`postern: ${signal} again, exiting now\n`);
-          process.exit(1);
-        }
-        process.stderr.write(`postern: ${signal}: draining sessions (up to ${config.shutdown.grace} ms)…\n`);
-        gateway.stop().then(() => process.exit(0), (err: unknown) => {
-          process.stderr.write(`postern: stop failed: ${String(err)}\n`);
-          process.exit(1);
-        });
-      };
-      process.on('SIGTERM', () => stop('SIGTERM'));
-      process.on('SIGINT', () => stop('SIGINT'));
+      if (stopRequested) {
+        signals = 0;
+        stop(stopRequested);
+      }
     });
 }

@@ -43,17 +43,22 @@ const BAD_MAILBOX: PathResult = { ok: false, kind: 'mailbox' };
 export const POSTMASTER: Mailbox = { localPart: 'Postmaster', domain: '', utf8: false };
 
 /**
- * Index of the ">" closing the path opened by text[0] === "<", honouring quoted-strings (a ">" or
- * "<" inside quotes belongs to the local part); -1 when there is none, -2 on a stray "<".
+ * Index of the ">" closing the path opened by text[0] === "<", honouring quoted-strings and
+ * address literals (a ">" or "<" is a qtextSMTP and a dcontent character, RFC 5321 §4.1.2,
+ * §4.1.3); -1 when there is none, -2 on a stray "<".
  */
 function findPathEnd(text: string): number {
   let quoted = false;
+  let literal = false;
   for (let i = 1; i < text.length; i++) {
     const c = text.charCodeAt(i);
     if (quoted) {
       if (c === 0x5c) i++; // quoted-pairSMTP: the next character is literal
       else if (c === 0x22) quoted = false;
+    } else if (literal) {
+      if (c === 0x5d) literal = false; // dcontent has no "]"
     } else if (c === 0x22) quoted = true;
+    else if (c === 0x5b) literal = true;
     else if (c === 0x3e) return i;
     else if (c === 0x3c) return -2;
   }

@@ -41,6 +41,7 @@ const VALID: ReadonlyArray<readonly [string, Mailbox | null, string]> = [
   ['<user@[IPv6:1:2:3:4:5:6:192.0.2.1]>', mb('user', '[IPv6:1:2:3:4:5:6:192.0.2.1]'), ''],
   ['<user@[IPv6:1::192.0.2.1]>', mb('user', '[IPv6:1::192.0.2.1]'), ''],
   ['<user@[x-tag:some-thing]>', mb('user', '[x-tag:some-thing]'), ''],
+  ['<user@[x-tag:<a>]> X', mb('user', '[x-tag:<a>]'), ' X'],
   // Source routes are accepted and ignored (RFC 5321 §4.1.2, §3.6.1).
   ['<@a.example,@b.example:user@c.example>', mb('user', 'c.example'), ''],
   ['<@a.example:user@c.example> NOTIFY=NEVER', mb('user', 'c.example'), ' NOTIFY=NEVER'],

@@ -20,11 +20,19 @@ export interface TestGateway {
 }
 
 /** `yaml` is merged below a default test config (store path and listener filled in). */
-export async function startTestGateway(yaml = '', opts: { policy?: PolicyEngine; dir?: string } = {}): Promise<TestGateway> {
+export interface TestGatewayOptions {
+  readonly policy?: PolicyEngine;
+  /** Directory for the queue (default: a new temp directory, removed at stop). */
+  readonly dir?: string;
+  /** store.min_free_space (default 0). */
+  readonly minFreeSpace?: string;
+}
+
+export async function startTestGateway(yaml = '', opts: TestGatewayOptions = {}): Promise<TestGateway> {
   const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'postern-gw-'));
   const text = [
     'hostname: mx.test',
-    `store: { path: ${JSON.stringify(join(dir, 'queue'))}, min_free_space: 0 }`,
+    `store: { path: ${JSON.stringify(join(dir, 'queue'))}, min_free_space: ${opts.minFreeSpace ?? 0} }`,
     yaml.includes('listeners:') ? '' : 'listeners: [ { name: inbound, listen: "127.0.0.1:0" } ]',
     yaml,
   ].join('\n');

@@ -145,6 +145,11 @@ export class SqliteQueueStore implements QueueStore {
   private readonly sql: ReturnType<typeof prepareStatements>;
   private readonly writeCommitBatch: (batch: readonly PendingCommit[]) => void;
   private readonly claimDue: (owner: string, now: number, max: number, leaseMs: number) => Lease[];
+  private readonly messageSink: MessageSink = {
+    insertChunk: (id, seq, data) => this.insertChunk(id, seq, data),
+    discardChunks: (id) => this.discardChunks(id),
+    submitCommit: (message, envelope) => this.submitCommit(message, envelope),
+  };
 
   constructor(options: SqliteQueueStoreOptions) {
     this.clock = options.clock ?? Date.now;
@@ -238,7 +243,7 @@ export class SqliteQueueStore implements QueueStore {
 
   beginMessage(): IncomingMessage {
     this.assertOpen();
-    return new SqliteIncomingMessage(this.ids.next(), this);
+    return new SqliteIncomingMessage(this.ids.next(), this.messageSink);
   }
 
   admission(size: number | null): StoreAdmission {
@@ -251,8 +256,7 @@ export class SqliteQueueStore implements QueueStore {
     return { ok: available > 0 && (size ?? 0) <= available, available };
   }
 
-  /** @internal Called by SqliteIncomingMessage. */
-  insertChunk(id: QueueId, seq: number, data: Uint8Array): void {
+  private insertChunk(id: QueueId, seq: number, data: Uint8Array): void {
     this.assertOpen();
     try {
       this.sql.insertChunk.run(id, seq, data);
@@ -261,8 +265,8 @@ export class SqliteQueueStore implements QueueStore {
     }
   }
 
-  /** @internal Called by SqliteIncomingMessage; never throws (leftovers go at the next open). */
-  discardChunks(id: QueueId): void {
+  /** Never throws: leftovers are removed at the next open. */
+  private discardChunks(id: QueueId): void {
     if (!this.db.open) return;
     try {
       this.sql.deleteChunks.run(id);
@@ -271,8 +275,7 @@ export class SqliteQueueStore implements QueueStore {
     }
   }
 
-  /** @internal Called by SqliteIncomingMessage. */
-  submitCommit(message: SqliteIncomingMessage, envelope: Envelope): Promise<void> {
+  private submitCommit(message: SqliteIncomingMessage, envelope: Envelope): Promise<void> {
     if (this.closing !== null) {
       return Promise.reject(new StoreError('io', 'queue store is closed'));
     }
@@ -520,6 +523,16 @@ function prepareStatements(db: Database.Database) {
   };
 }
 
+/** What an incoming message needs from its store. */
+interface MessageSink {
+  /** Stores one body chunk row (not fsync'd); throws StoreError. */
+  insertChunk(id: QueueId, seq: number, data: Uint8Array): void;
+  /** Deletes the message's chunk rows; never throws. */
+  discardChunks(id: QueueId): void;
+  /** Queues the message for the next group commit. */
+  submitCommit(message: SqliteIncomingMessage, envelope: Envelope): Promise<void>;
+}
+
 type MessageProgress = 'receiving' | 'committing' | 'committed' | 'failed' | 'aborted';
 
 /** Smallest staging buffer; it doubles as a body grows, up to BODY_CHUNK_BYTES. */
@@ -540,7 +553,7 @@ class SqliteIncomingMessage implements IncomingMessage {
 
   constructor(
     readonly id: QueueId,
-    private readonly store: SqliteQueueStore,
+    private readonly store: MessageSink,
   ) {}
 
   get size(): number {
