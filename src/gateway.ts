@@ -10,6 +10,7 @@ import type { QueueStore } from './store/queue-store.js';
 import { AcceptAllPolicyEngine, type PolicyEngine } from './policy/session-policy.js';
 import { SmtpListener } from './server/smtp-listener.js';
 import { createLogger } from './observability/logger.js';
+import { DnsResolver } from './dns/dns-resolver.js';
 
 export interface GatewayOptions {
   readonly config: PosternConfig;
@@ -42,12 +43,14 @@ export class Gateway {
     private readonly listeners: SmtpListener[],
     readonly bound: readonly BoundListener[],
     readonly log: Logger,
+    readonly dns: DnsResolver,
   ) {}
 
   static async start(opts: GatewayOptions): Promise<Gateway> {
     const { config } = opts;
     const log = opts.log ?? createLogger(config.logging.level);
     const clock = opts.clock ?? Date.now;
+    const dns = new DnsResolver({ servers: config.dns.servers, timeoutMs: config.timeouts.dns, cacheMs: config.dns.cache_ttl, clock });
     const store = openSqliteQueueStore({ directory: config.store.path, minFreeBytes: config.store.min_free_space, clock });
     const policy = opts.policy ?? new AcceptAllPolicyEngine();
     const version = posternVersion();
@@ -91,7 +94,7 @@ export class Gateway {
       await store.close();
       throw err;
     }
-    return new Gateway(config, store, listeners, bound, log);
+    return new Gateway(config, store, listeners, bound, log, dns);
   }
 
   /** Graceful stop: drain sessions (up to the configured grace), then close the store cleanly. */

@@ -16,6 +16,7 @@ import { hostname as osHostname } from 'node:os';
 import { z } from 'zod';
 import { formatListenAddress, listenAddressesCollide, listenAddressSchema } from './listen-address.js';
 import { replyOverridesSchema } from './reply-override.js';
+import { dnsSchema, domainsSchema } from './domains-schema.js';
 import { formatDuration, positiveDurationSchema, positiveSizeSchema, sizeSchema } from './units.js';
 
 /** A path into the config file: keys and array indexes. */
@@ -136,6 +137,8 @@ export const posternConfigSchema = z.strictObject({
   timeouts: timeoutsSchema.prefault({}),
   shutdown: shutdownSchema.prefault({}),
   logging: loggingSchema.prefault({}),
+  domains: domainsSchema.prefault({}),
+  dns: dnsSchema.prefault({}),
   /** Global code/text overrides by catalogue id (see reply-override.ts); policies may add their own. */
   reply_overrides: replyOverridesSchema.prefault({}),
 });

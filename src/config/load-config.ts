@@ -67,6 +67,16 @@ shutdown:
 logging:
   level: info                        # fatal, error, warn, info, debug, trace, silent
 
+domains:
+  local: []                          # Postern is the final destination for these, e.g. [example.test]
+  relay: {}                          # accepted from anyone, sent to a fixed next hop, e.g.
+#   partner.test: "smtp://127.0.0.2:2526"
+#   other.test: { next_hop: "smtp://[::1]:25", tls: required }   # tls: none | opportunistic | required
+
+dns:
+  servers: []                        # "host" or "host:port"; empty = the system's resolvers
+  cache_ttl: 30s                     # answers are cached this long (temporary failures never)
+
 reply_overrides: {}                  # by reply id (\`postern codes\`), e.g.
 #  rcpt.rate-limited: { code: 452, text: "Too many recipients, try again later" }
 #  rcpt.too-many: { code: 552, allow_class_change: true }   # 4xx → 5xx only when said so

@@ -1,0 +1,123 @@
+/**
+ * DnsResolver: the one place Postern asks DNS (rDNS, MX, A/AAAA, TXT for SPF/DKIM/DMARC, DNSBL).
+ * Leaf I/O over node:dns with a hard timeout per lookup, a small bounded cache, and answers that
+ * keep apart what the RFCs keep apart: "does not exist" (NXDOMAIN), "exists but has no such
+ * records" (NODATA) and "could not find out now" (SERVFAIL, timeout, refused) — a hard answer
+ * versus a soft one for every caller (RFC 5321 §5.1, RFC 7505, RFC 7372).
+ */
+import { Resolver } from 'node:dns/promises';
+
+export type DnsFailureKind = 'nxdomain' | 'nodata' | 'temporary';
+
+export type DnsAnswer<T> =
+  | { readonly ok: true; readonly records: readonly T[] }
+  | { readonly ok: false; readonly kind: DnsFailureKind; readonly error: string };
+
+export interface MxRecord {
+  readonly exchange: string;
+  readonly priority: number;
+}
+
+export interface DnsResolverOptions {
+  /** "host" or "host:port" (IPv6 as "[::1]:53"); empty or absent = the system's resolvers. */
+  readonly servers?: readonly string[];
+  /** Hard limit for one lookup, retries included. */
+  readonly timeoutMs: number;
+  /** How long answers (positive and negative, never temporary failures) are kept. 0 = no cache. */
+  readonly cacheMs?: number;
+  readonly maxCacheEntries?: number;
+  readonly clock?: () => number;
+}
+
+/** What the rest of Postern sees; policy and delivery declare the parts they use structurally. */
+export interface DnsLookups {
+  a(name: string): Promise<DnsAnswer<string>>;
+  aaaa(name: string): Promise<DnsAnswer<string>>;
+  mx(name: string): Promise<DnsAnswer<MxRecord>>;
+  txt(name: string): Promise<DnsAnswer<string>>;
+  /** PTR names of an IPv4 or IPv6 address. */
+  ptr(ip: string): Promise<DnsAnswer<string>>;
+}
+
+interface CacheEntry {
+  readonly expires: number;
+  readonly answer: DnsAnswer<unknown>;
+}
+
+export class DnsResolver implements DnsLookups {
+  private readonly resolver: Resolver;
+  private readonly cache = new Map<string, CacheEntry>();
+  private readonly clock: () => number;
+  /** Lookups asked and lookups that failed temporarily (for metrics). */
+  readonly counters = { lookups: 0, temporaryFailures: 0 };
+
+  constructor(private readonly opts: DnsResolverOptions) {
+    // c-ares retries on its own; our timer below is the hard cap.
+    this.resolver = new Resolver({ timeout: Math.max(50, Math.floor(opts.timeoutMs / 2)), tries: 2 });
+    if (opts.servers && opts.servers.length > 0) this.resolver.setServers([...opts.servers]);
+    this.clock = opts.clock ?? Date.now;
+  }
+
+  a(name: string): Promise<DnsAnswer<string>> {
+    return this.lookup(`A ${name}`, () => this.resolver.resolve4(name));
+  }
+
+  aaaa(name: string): Promise<DnsAnswer<string>> {
+    return this.lookup(`AAAA ${name}`, () => this.resolver.resolve6(name));
+  }
+
+  mx(name: string): Promise<DnsAnswer<MxRecord>> {
+    return this.lookup(`MX ${name}`, () => this.resolver.resolveMx(name));
+  }
+
+  txt(name: string): Promise<DnsAnswer<string>> {
+    // A TXT record is a list of character-strings; callers want them joined (RFC 7208 §3.3).
+    return this.lookup(`TXT ${name}`, async () => (await this.resolver.resolveTxt(name)).map((parts) => parts.join('')));
+  }
+
+  ptr(ip: string): Promise<DnsAnswer<string>> {
+    return this.lookup(`PTR ${ip}`, () => this.resolver.reverse(ip));
+  }
+
+  private async lookup<T>(key: string, ask: () => Promise<T[]>): Promise<DnsAnswer<T>> {
+    const now = this.clock();
+    const hit = this.cache.get(key);
+    if (hit && hit.expires > now) return hit.answer as DnsAnswer<T>;
+    this.counters.lookups++;
+    const answer = await this.withTimeout(ask);
+    if (!answer.ok && answer.kind === 'temporary') this.counters.temporaryFailures++;
+    const cacheMs = this.opts.cacheMs ?? 0;
+    if (cacheMs > 0 && (answer.ok || answer.kind !== 'temporary')) {
+      if (this.cache.size >= (this.opts.maxCacheEntries ?? 10_000)) {
+        const oldest = this.cache.keys().next().value;
+        if (oldest !== undefined) this.cache.delete(oldest);
+      }
+      this.cache.set(key, { expires: now + cacheMs, answer });
+    }
+    return answer;
+  }
+
+  private withTimeout<T>(ask: () => Promise<T[]>): Promise<DnsAnswer<T>> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => resolve({ ok: false, kind: 'temporary', error: `timeout after ${this.opts.timeoutMs} ms` }), this.opts.timeoutMs);
+      ask().then(
+        (records) => {
+          clearTimeout(timer);
+          resolve(records.length > 0 ? { ok: true, records } : { ok: false, kind: 'nodata', error: 'no records' });
+        },
+        (err: NodeJS.ErrnoException) => {
+          clearTimeout(timer);
+          resolve(classifyDnsError(err));
+        },
+      );
+    });
+  }
+}
+
+/** node:dns error codes → hard (nxdomain, nodata) or soft (temporary). */
+export function classifyDnsError(err: NodeJS.ErrnoException): DnsAnswer<never> {
+  const code = err.code ?? '';
+  if (code === 'ENOTFOUND') return { ok: false, kind: 'nxdomain', error: code };
+  if (code === 'ENODATA') return { ok: false, kind: 'nodata', error: code };
+  return { ok: false, kind: 'temporary', error: code || err.message };
+}
