@@ -30,8 +30,10 @@ module.exports = {
     layer('store', ['smtp']),
     layer('dns', []),
     layer('observability', []),
+    // Leaf I/O for local mailboxes: the users file, Maildir writing, quota accounting.
+    layer('mailbox', ['smtp', 'config']),
     layer('server', ['smtp', 'config', 'policy', 'store', 'dns', 'observability']),
-    layer('delivery', ['smtp', 'config', 'store', 'bounce', 'dns', 'observability']),
+    layer('delivery', ['smtp', 'config', 'store', 'bounce', 'dns', 'observability', 'mailbox']),
     layer('tracking', ['store', 'smtp']),
     layer('admin', ['tracking', 'store', 'config', 'observability', 'smtp']),
     {
