@@ -11,12 +11,16 @@ import { AcceptAllPolicyEngine, type PolicyEngine } from './policy/session-polic
 import { SmtpListener } from './server/smtp-listener.js';
 import { createLogger } from './observability/logger.js';
 import { DnsResolver } from './dns/dns-resolver.js';
+import { TlsCredentials } from './server/tls-credentials.js';
+import type { Authenticator } from './server/authenticator.js';
 
 export interface GatewayOptions {
   readonly config: PosternConfig;
   readonly log?: Logger;
   readonly clock?: () => number;
   readonly policy?: PolicyEngine;
+  /** Checks SMTP AUTH credentials on listeners with `auth:` set. */
+  readonly authenticator?: Authenticator;
 }
 
 export interface BoundListener {
@@ -44,7 +48,14 @@ export class Gateway {
     readonly bound: readonly BoundListener[],
     readonly log: Logger,
     readonly dns: DnsResolver,
+    private readonly tlsCredentials: TlsCredentials | null,
   ) {}
+
+  /** SIGHUP: reload what can change without a restart (the TLS certificate). */
+  reload(): void {
+    this.log.info('reload');
+    this.tlsCredentials?.load();
+  }
 
   static async start(opts: GatewayOptions): Promise<Gateway> {
     const { config } = opts;
@@ -56,6 +67,9 @@ export class Gateway {
     const version = posternVersion();
     const listeners: SmtpListener[] = [];
     const bound: BoundListener[] = [];
+    const tlsCredentials = config.tls.cert
+      ? new TlsCredentials({ cert: config.tls.cert, key: config.tls.key, minVersion: config.tls.min_version, ciphers: config.tls.ciphers }, log)
+      : null;
     try {
       for (const l of config.listeners) {
         const listener = new SmtpListener({
@@ -84,6 +98,14 @@ export class Gateway {
           log,
           clock,
           version,
+          tls: l.tls,
+          tlsCredentials,
+          requireTls: l.require_tls,
+          auth: l.auth,
+          authWithoutTls: l.auth_without_tls,
+          authenticator: opts.authenticator ?? null,
+          authFailureDelayMs: config.auth.failure_delay,
+          maxAuthFailures: config.auth.max_failures,
         });
         const addr = await listener.start();
         listeners.push(listener);
@@ -94,7 +116,7 @@ export class Gateway {
       await store.close();
       throw err;
     }
-    return new Gateway(config, store, listeners, bound, log, dns);
+    return new Gateway(config, store, listeners, bound, log, dns, tlsCredentials);
   }
 
   /** Graceful stop: drain sessions (up to the configured grace), then close the store cleanly. */

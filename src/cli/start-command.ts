@@ -32,6 +32,7 @@ export function registerStartCommand(program: Command): void {
       };
       process.on('SIGTERM', () => stop('SIGTERM'));
       process.on('SIGINT', () => stop('SIGINT'));
+      process.on('SIGHUP', () => gateway?.reload());
       gateway = await Gateway.start({ config });
       const first = gateway.bound[0];
       const where = `${first.host}:${first.port}`;

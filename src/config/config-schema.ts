@@ -17,6 +17,7 @@ import { z } from 'zod';
 import { formatListenAddress, listenAddressesCollide, listenAddressSchema } from './listen-address.js';
 import { replyOverridesSchema } from './reply-override.js';
 import { dnsSchema, domainsSchema } from './domains-schema.js';
+import { authSchema, LISTENER_AUTH_MODES, LISTENER_TLS_MODES, tlsSchema } from './tls-schema.js';
 import { formatDuration, positiveDurationSchema, positiveSizeSchema, sizeSchema } from './units.js';
 
 /** A path into the config file: keys and array indexes. */
@@ -51,6 +52,14 @@ export const listenerSchema = z.strictObject({
   banner: z.string().regex(ONE_LINE_ASCII, { error: 'expected one line of printable ASCII, at most 200 characters' }).default('Postern'),
   /** Total connections on this listener; one more gets 421 4.7.0 at the greeting. */
   max_connections: count(1).default(1000),
+  /** none | starttls (offered, RFC 3207) | implicit (TLS from the first byte, RFC 8314). Needs tls.cert/key. */
+  tls: z.enum(LISTENER_TLS_MODES).default('none'),
+  /** Only EHLO/STARTTLS/NOOP/RSET/QUIT before TLS; the rest gets 530 5.7.0. */
+  require_tls: z.boolean().default(false),
+  /** none | optional (AUTH offered) | required (MAIL needs AUTH: 530 5.7.0). PLAIN and LOGIN, RFC 4954. */
+  auth: z.enum(LISTENER_AUTH_MODES).default('none'),
+  /** Offer AUTH over plaintext too (otherwise 538 5.7.11 before TLS). */
+  auth_without_tls: z.boolean().default(false),
 });
 
 const DEFAULT_LISTENERS = [{ name: 'inbound', listen: '127.0.0.1:2525' }];
@@ -138,9 +147,18 @@ export const posternConfigSchema = z.strictObject({
   shutdown: shutdownSchema.prefault({}),
   logging: loggingSchema.prefault({}),
   domains: domainsSchema.prefault({}),
+  tls: tlsSchema.prefault({}),
+  auth: authSchema.prefault({}),
   dns: dnsSchema.prefault({}),
   /** Global code/text overrides by catalogue id (see reply-override.ts); policies may add their own. */
   reply_overrides: replyOverridesSchema.prefault({}),
+}).superRefine((config, ctx) => {
+  // A TLS listener needs the certificate (tls.cert / tls.key).
+  config.listeners.forEach((l, i) => {
+    if (l.tls !== 'none' && config.tls.cert === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['listeners', i, 'tls'], message: `"${l.tls}" needs tls.cert and tls.key` });
+    }
+  });
 });
 
 export type PosternConfig = z.output<typeof posternConfigSchema>;

@@ -45,6 +45,10 @@ listeners:                           # each needs a unique name and address
     listen: 127.0.0.1:2525           # host:port; host is an IP address or localhost; IPv6: "[::1]:2525"
     banner: Postern                  # greeting: 220 <hostname> ESMTP <banner>
     max_connections: 1000            # one more: 421 4.7.0 at the greeting
+    tls: none                        # none | starttls | implicit (port 465 style); needs tls.cert/key
+    require_tls: false               # true: 530 5.7.0 until STARTTLS
+    auth: none                       # none | optional | required (530 5.7.0 before AUTH); PLAIN, LOGIN
+    auth_without_tls: false          # offer AUTH before TLS too (otherwise 538 5.7.11)
 
 limits:
   max_message_size: 100MB            # advertised in EHLO SIZE; larger: 552 5.3.4
@@ -72,6 +76,16 @@ domains:
   relay: {}                          # accepted from anyone, sent to a fixed next hop, e.g.
 #   partner.test: "smtp://127.0.0.2:2526"
 #   other.test: { next_hop: "smtp://[::1]:25", tls: required }   # tls: none | opportunistic | required
+
+tls:                                 # certificate for STARTTLS and implicit-TLS listeners; SIGHUP reloads it
+#  cert: ./tls/cert.pem
+#  key: ./tls/key.pem
+  min_version: TLSv1.2               # TLSv1 … TLSv1.3
+#  ciphers: "..."                    # OpenSSL cipher list for TLS 1.2 and below
+
+auth:
+  failure_delay: 1s                  # a failed AUTH is answered after this, times the failures so far
+  max_failures: 3                    # failed AUTHs in one session, then 421 4.7.0
 
 dns:
   servers: []                        # "host" or "host:port"; empty = the system's resolvers
@@ -186,7 +200,15 @@ function withoutEmptyValues(value: unknown): unknown {
 
 /** The config with its relative paths made absolute against `baseDir`. */
 function resolvePaths(config: PosternConfig, baseDir: string): PosternConfig {
-  return { ...config, store: { ...config.store, path: resolve(baseDir, config.store.path) } };
+  return {
+    ...config,
+    store: { ...config.store, path: resolve(baseDir, config.store.path) },
+    tls: {
+      ...config.tls,
+      cert: config.tls.cert === undefined ? undefined : resolve(baseDir, config.tls.cert),
+      key: config.tls.key === undefined ? undefined : resolve(baseDir, config.tls.key),
+    },
+  };
 }
 
 /** `listen: [::1]:2525` is a YAML flow list followed by junk; say how to write it. */

@@ -14,6 +14,7 @@ import type { SessionPolicy } from '../policy/session-policy.js';
 import { StoreError, type IncomingMessage, type QueueStore } from '../store/queue-store.js';
 import type { Envelope } from '../store/queue-types.js';
 import { receivedHeader } from './received-header.js';
+import type { Authenticator } from './authenticator.js';
 
 export interface IntakeContext {
   readonly sessionId: string;
@@ -28,6 +29,10 @@ export interface IntakeContext {
   /** Status lines for HELP STATUS. */
   readonly status: () => string[];
   readonly tls: () => { version: string; cipher: string } | null;
+  /** Checks AUTH credentials; null when this listener offers no AUTH. */
+  readonly authenticator?: Authenticator | null;
+  /** Delay before answering a failed AUTH, per failure so far in this session (slows guessing). */
+  readonly authFailureDelayMs?: number;
 }
 
 const accept: Verdict = { kind: 'accept' };
@@ -90,7 +95,7 @@ export class Intake {
         extended: session.isExtended,
         smtputf8: tx.params.smtputf8,
         tls: this.ctx.tls(),
-        authenticated: false,
+        authenticated: session.authenticatedUser !== null,
         queueId: this.message.id,
         recipients: tx.recipients.map((r) => formatMailbox(r.mailbox)),
         date: new Date(this.ctx.clock()),
@@ -166,6 +171,29 @@ export class Intake {
       policy: envelope.client.policy,
     }, 'queued');
     return { kind: 'accept', reply: reply('data.queued', { id: msg.id }) };
+  }
+
+  /** STARTTLS: 220 when the listener has a certificate loaded, else 454 4.7.0 (RFC 3207 §4). */
+  starttls(available: boolean): Verdict {
+    return available ? accept : { kind: 'reject', reply: reply('tls.unavailable') };
+  }
+
+  private authFailures = 0;
+
+  async auth(mechanism: string, username: string, password: string, authzid: string): Promise<Verdict> {
+    const authenticator = this.ctx.authenticator;
+    const result = authenticator ? await authenticator.verify(username, password) : { kind: 'invalid' as const };
+    // RFC 4616 §2: an authzid other than the user itself is not supported here.
+    if (result.kind === 'ok' && (authzid === '' || authzid === username)) {
+      this.ctx.log.info({ session: this.ctx.sessionId, mechanism, user: result.user }, 'authenticated');
+      return { kind: 'accept' };
+    }
+    if (result.kind === 'temporary') return { kind: 'reject', reply: reply('auth.temporary-failure') };
+    this.authFailures++;
+    this.ctx.log.warn({ session: this.ctx.sessionId, mechanism, user: username, client: this.ctx.ip, failures: this.authFailures }, 'authentication failed');
+    const delay = (this.ctx.authFailureDelayMs ?? 1000) * this.authFailures;
+    if (delay > 0) await new Promise((r) => setTimeout(r, delay));
+    return { kind: 'reject', reply: reply('auth.invalid-credentials') };
   }
 
   status(): Verdict {

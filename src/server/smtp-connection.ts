@@ -5,6 +5,7 @@
  * ways: reading pauses while input waits behind a decision or the client does not read replies.
  */
 import type { Socket } from 'node:net';
+import { TLSSocket, type TlsOptions } from 'node:tls';
 import type { Logger } from 'pino';
 import { reply } from '../smtp/reply.js';
 import { ServerSession, type ServerSessionOptions } from '../smtp/server/server-session.js';
@@ -32,30 +33,82 @@ export class SmtpConnection {
   private capTimer: NodeJS.Timeout | null = null;
   private closeTimer: NodeJS.Timeout | null = null;
 
+  private socket: Socket;
+  private readonly onDataBound = (d: Buffer): void => this.onData(d);
+  private readonly onEndBound = (): void => this.onPeerGone('end');
+  private readonly onErrorBound = (err: Error): void => {
+    this.log.debug({ session: this.id, err: err.message }, 'socket error');
+    this.onPeerGone('error');
+  };
+  private readonly onCloseBound = (): void => this.finish();
+  private readonly onDrainBound = (): void => this.resumeIfPossible();
+
   constructor(
     readonly id: string,
-    private readonly socket: Socket,
+    socket: Socket,
     sessionOptions: ServerSessionOptions,
     private readonly intake: Intake,
     private readonly timeouts: ConnectionTimeouts,
     private readonly log: Logger,
     private readonly onClosed: (c: SmtpConnection) => void,
+    /** For STARTTLS: the server-side TLS options (certificate, key, versions), or null. */
+    private readonly tlsOptions: () => TlsOptions | null = () => null,
   ) {
     this.session = new ServerSession(sessionOptions);
+    this.socket = socket;
     socket.setNoDelay(true);
-    socket.on('data', (d: Buffer) => this.onData(d));
-    socket.on('end', () => this.onPeerGone('end'));
-    socket.on('error', (err) => {
-      this.log.debug({ session: id, err: err.message }, 'socket error');
-      this.onPeerGone('error');
-    });
-    socket.on('close', () => this.finish());
-    socket.on('drain', () => this.resumeIfPossible());
+    this.attach(socket);
     this.capTimer = setTimeout(() => this.timeout('time-cap'), timeouts.sessionCapMs);
     this.capTimer.unref();
     this.armIdle();
     this.pump();
   }
+
+  private attach(socket: Socket): void {
+    socket.on('data', this.onDataBound);
+    socket.on('end', this.onEndBound);
+    socket.on('error', this.onErrorBound);
+    socket.on('close', this.onCloseBound);
+    socket.on('drain', this.onDrainBound);
+  }
+
+  private detach(socket: Socket): void {
+    socket.off('data', this.onDataBound);
+    socket.off('end', this.onEndBound);
+    socket.off('error', this.onErrorBound);
+    socket.off('close', this.onCloseBound);
+    socket.off('drain', this.onDrainBound);
+  }
+
+  /**
+   * RFC 3207 §4.2: after "220 Ready to start TLS" the handshake runs on the same connection.
+   * The session already dropped any plaintext pipelined after STARTTLS; bytes still unread
+   * in the socket are handed to the TLS layer (Node does that), where they are ciphertext.
+   */
+  private upgradeToTls(): void {
+    const options = this.tlsOptions();
+    const raw = this.socket;
+    if (!options) {
+      this.endSocket();
+      return;
+    }
+    this.detach(raw);
+    raw.on('error', () => undefined); // errors now surface on the TLS socket
+    const secure = new TLSSocket(raw, { ...options, isServer: true });
+    this.socket = secure;
+    this.attach(secure);
+    secure.once('secure', () => {
+      const cipher = secure.getCipher();
+      this.tlsInfo = { version: secure.getProtocol() ?? 'TLS', cipher: cipher?.name ?? 'unknown' };
+      this.log.info({ session: this.id, tls_version: this.tlsInfo.version, tls_cipher: this.tlsInfo.cipher }, 'tls established');
+      this.session.tlsEstablished();
+      this.armIdle();
+      this.pump();
+    });
+  }
+
+  /** The negotiated TLS version and cipher, once TLS is active. */
+  tlsInfo: { version: string; cipher: string } | null = null;
 
   /** Service draining: idle sessions get 421 4.3.2 now; sessions in a transaction at their next command. */
   shutdown(force: boolean): void {
@@ -136,6 +189,12 @@ export class SmtpConnection {
         this.armIdle();
         return false;
       case 'status-request': return this.decide(() => this.intake.status());
+      case 'starttls': return this.decide(() => this.intake.starttls(this.tlsOptions() !== null));
+      case 'auth': return this.decide(() => this.intake.auth(e.mechanism, e.username, e.password, e.authzid));
+      case 'tls-upgrade':
+        this.flush();
+        this.upgradeToTls();
+        return false;
       case 'replied':
         if (e.reply.code >= 400) {
           this.log.info({ session: this.id, command: e.command, reply: `${e.reply.code} ${e.reply.enhanced ?? ''} ${e.reply.lines[0]}`.replace('  ', ' ') }, 'rejected');

@@ -4,6 +4,9 @@
  * messages in flight finish up to the grace deadline).
  */
 import { createServer, type Server, type Socket, type AddressInfo } from 'node:net';
+import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
+import type { TlsCredentials } from './tls-credentials.js';
+import type { Authenticator } from './authenticator.js';
 import type { Logger } from 'pino';
 import { reply, type Reply } from '../smtp/reply.js';
 import type { SessionLimits } from '../smtp/server/session-limits.js';
@@ -30,10 +33,20 @@ export interface SmtpListenerOptions {
   readonly log: Logger;
   readonly clock: () => number;
   readonly version: string;
+  /** none | starttls (RFC 3207) | implicit (RFC 8314). */
+  readonly tls?: 'none' | 'starttls' | 'implicit';
+  readonly tlsCredentials?: TlsCredentials | null;
+  readonly requireTls?: boolean;
+  /** none | optional | required (RFC 4954). */
+  readonly auth?: 'none' | 'optional' | 'required';
+  readonly authWithoutTls?: boolean;
+  readonly authenticator?: Authenticator | null;
+  readonly authFailureDelayMs?: number;
+  readonly maxAuthFailures?: number;
 }
 
 export class SmtpListener {
-  private server: Server | null = null;
+  private server: Server | TlsServer | null = null;
   private readonly connections = new Set<SmtpConnection>();
   /** Sockets accepted but whose session is not set up yet (policy lookup running). */
   private opening = 0;
@@ -48,12 +61,26 @@ export class SmtpListener {
   }
 
   async start(): Promise<AddressInfo> {
-    const server = createServer({ pauseOnConnect: true }, (s) => {
+    const onConnection = (s: Socket): void => {
       this.accept(s).catch((err: unknown) => {
         this.opts.log.error({ err, listener: this.opts.name }, 'connection setup failed');
         s.destroy();
       });
-    });
+    };
+    let server: Server | TlsServer;
+    if (this.opts.tls === 'implicit') {
+      const credentials = this.opts.tlsCredentials?.options();
+      if (!credentials) throw new Error(`listener ${this.opts.name}: implicit TLS needs a loaded certificate`);
+      const tlsServer = createTlsServer({ ...credentials, handshakeTimeout: 30_000 }, (s) => {
+        s.pause();
+        onConnection(s);
+      });
+      tlsServer.on('tlsClientError', (err) => this.opts.log.debug({ listener: this.opts.name, err: err.message }, 'tls handshake failed'));
+      this.opts.tlsCredentials?.onReload((o) => tlsServer.setSecureContext(o));
+      server = tlsServer;
+    } else {
+      server = createServer({ pauseOnConnect: true }, onConnection);
+    }
     server.maxConnections = this.opts.maxConnections * 2 + 16; // hard stop far above the polite 421
     this.server = server;
     await new Promise<void>((resolve, reject) => {
@@ -96,8 +123,13 @@ export class SmtpListener {
       log,
       clock: this.opts.clock,
       status: () => [`${this.opts.hostname} Postern ${this.opts.version}: ${this.draining ? 'draining, not accepting new mail' : 'accepting mail'}`],
-      tls: () => null,
+      tls: () => connRef?.tlsInfo ?? null,
+      authenticator: this.opts.authenticator ?? null,
+      authFailureDelayMs: this.opts.authFailureDelayMs,
     });
+    let connRef: SmtpConnection | null = null;
+    const implicit = this.opts.tls === 'implicit';
+    const starttls = this.opts.tls === 'starttls';
     log.info({ session: sessionId, listener: this.opts.name, client: ip, port, sender_group: policy.senderGroup, policy: policy.policyName }, 'connect');
     const conn = new SmtpConnection(
       sessionId,
@@ -108,12 +140,25 @@ export class SmtpListener {
         clientName: `[${ip}]`,
         limits: { ...this.opts.limits, ...policy.limits },
         bareLineEndings: this.opts.bareLineEndings ?? 'reject',
+        tlsAvailable: starttls,
+        tlsActive: implicit,
+        requireTls: this.opts.requireTls ?? false,
+        authMechanisms: (this.opts.auth ?? 'none') === 'none' ? [] : ['PLAIN', 'LOGIN'],
+        authRequiresTls: !(this.opts.authWithoutTls ?? false),
+        requireAuth: this.opts.auth === 'required',
+        maxAuthFailures: this.opts.maxAuthFailures,
       },
       intake,
       this.opts.timeouts,
       log,
       (c) => this.closed(c, ip),
+      () => (starttls ? this.opts.tlsCredentials?.options() ?? null : null),
     );
+    connRef = conn;
+    if (implicit) {
+      const t = socket as TLSSocket;
+      conn.tlsInfo = { version: t.getProtocol() ?? 'TLS', cipher: t.getCipher()?.name ?? 'unknown' };
+    }
     this.connections.add(conn);
     socket.resume();
   }

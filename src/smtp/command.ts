@@ -130,11 +130,14 @@ function parseBdat(arg: string): ParseResult {
  * RFC 4954 §4: `"AUTH" SP sasl-mech [SP initial-response]`, sasl-mech = 1*20(ALPHA / DIGIT /
  * "-" / "_") (upper-cased here), initial-response = base64 / "=" (RFC 4648 base64, padded).
  */
-const AUTH_ARGS = /^([A-Za-z0-9_-]{1,20})(?: +(=|(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{4}|[A-Za-z0-9+/]{3}=|[A-Za-z0-9+/]{2}==)))?$/;
+const AUTH_ARGS = /^([A-Za-z0-9_-]{1,20})(?: +(\S+))?$/;
+const INITIAL_RESPONSE = /^(?:=|(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{4}|[A-Za-z0-9+/]{3}=|[A-Za-z0-9+/]{2}==))$/;
 
 function parseAuth(arg: string): ParseResult {
   const m = AUTH_ARGS.exec(arg);
   if (m === null) return syntax('AUTH');
+  // RFC 4954 §4: a response that is not base64 is answered 501 (5.5.2: cannot decode).
+  if (m[2] !== undefined && !INITIAL_RESPONSE.test(m[2])) return fail('AUTH', 'auth.bad-base64');
   return ok({ verb: 'AUTH', mechanism: m[1].toUpperCase(), initialResponse: m[2] ?? null });
 }
 

@@ -191,22 +191,55 @@ export class HeaderMeter {
 }
 
 /**
- * Dot-stuffs a body for sending with DATA (RFC 5321 §4.5.2) and appends the terminator.
- * The body must end with CRLF (or be empty); the caller guarantees canonical line endings.
+ * Dot-stuffing for sending with DATA (RFC 5321 §4.5.2), streamed: a line that starts with "."
+ * gets one more, also when the line starts in the next chunk. The body must use CRLF line
+ * endings (the store keeps them canonical); a bare LF does not start a line, as on receipt.
+ */
+export class DotStuffer {
+  private lineStart = true;
+  private prevCr = false;
+  private total = 0;
+
+  /** The stuffed form of `chunk` (the same buffer when nothing needs stuffing). */
+  push(chunk: Buffer): Buffer {
+    if (chunk.length === 0) return chunk;
+    let parts: Buffer[] | null = null;
+    let sliceStart = 0;
+    let lineStart = this.lineStart;
+    let prevCr = this.prevCr;
+    for (let i = 0; i < chunk.length; i++) {
+      const b = chunk[i];
+      if (lineStart && b === DOT) {
+        parts ??= [];
+        parts.push(chunk.subarray(sliceStart, i), DOT_BYTES);
+        sliceStart = i;
+      }
+      lineStart = b === LF && prevCr;
+      prevCr = b === CR;
+    }
+    this.lineStart = lineStart;
+    this.prevCr = prevCr;
+    this.total += chunk.length;
+    if (parts === null) return chunk;
+    parts.push(chunk.subarray(sliceStart));
+    return Buffer.concat(parts);
+  }
+
+  /** The end of data: "." CRLF after a final CRLF (or an empty body), else CRLF "." CRLF. */
+  end(): Buffer {
+    return this.total === 0 || this.lineStart ? END_AFTER_CRLF : END_MID_LINE;
+  }
+}
+
+const DOT_BYTES = Buffer.from('.');
+const END_AFTER_CRLF = Buffer.from('.\r\n');
+const END_MID_LINE = Buffer.from('\r\n.\r\n');
+
+/**
+ * Dot-stuffs a whole body for sending with DATA (RFC 5321 §4.5.2) and appends the terminator.
+ * The body should end with CRLF (or be empty); otherwise CRLF is added before the final ".".
  */
 export function dotStuff(body: Buffer): Buffer {
-  const parts: Buffer[] = [];
-  let sliceStart = 0;
-  let lineStart = true;
-  for (let i = 0; i < body.length; i++) {
-    if (lineStart && body[i] === DOT) {
-      parts.push(body.subarray(sliceStart, i), Buffer.from('.'));
-      sliceStart = i;
-    }
-    lineStart = body[i] === LF && i > 0 && body[i - 1] === CR;
-  }
-  parts.push(body.subarray(sliceStart));
-  const endsWithCrlf = body.length >= 2 && body[body.length - 2] === CR && body[body.length - 1] === LF;
-  parts.push(Buffer.from(body.length === 0 || endsWithCrlf ? '.\r\n' : '\r\n.\r\n'));
-  return Buffer.concat(parts);
+  const stuffer = new DotStuffer();
+  return Buffer.concat([stuffer.push(body), stuffer.end()]);
 }

@@ -23,16 +23,19 @@ export class CommandLineReader {
 
   constructor(private readonly maxLineLength: number) {}
 
-  /** Looks for the next line in `buf` from `start`. */
-  read(buf: Buffer, start: number): LineResult {
+  /**
+   * Looks for the next line in `buf` from `start`. `maxLength` overrides the limit for this
+   * line (AUTH responses may be 12,288 octets, RFC 4954 §4).
+   */
+  read(buf: Buffer, start: number, maxLength = this.maxLineLength): LineResult {
     const lf = buf.indexOf(LF, start);
     if (this.skipping) {
       if (lf < 0) return { kind: 'incomplete', next: buf.length };
       this.skipping = false;
-      return this.read(buf, lf + 1);
+      return this.read(buf, lf + 1, maxLength);
     }
     const end = lf < 0 ? buf.length : lf + 1;
-    if (end - start > this.maxLineLength) {
+    if (end - start > maxLength) {
       // Report now: a client that never sends CRLF must not make us wait or buffer.
       this.skipping = lf < 0;
       return { kind: 'too-long', next: lf < 0 ? buf.length : lf + 1 };

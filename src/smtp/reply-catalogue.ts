@@ -367,6 +367,39 @@ const entries = {
     code: 504, enhanced: '5.5.4', stage: 'tls-auth', text: 'Unrecognized authentication type',
     when: 'AUTH with a mechanism not offered (RFC 4954)',
   },
+  'sequence.tls-active': {
+    code: 503, enhanced: '5.5.1', stage: 'tls-auth', text: 'Error: TLS already active',
+    when: 'STARTTLS when TLS is already active (RFC 3207 §4.2)',
+  },
+  'auth.challenge': {
+    code: 334, enhanced: null, stage: 'tls-auth', text: '{challenge}',
+    when: 'a SASL challenge during AUTH (RFC 4954 §4), base64',
+  },
+  'auth.cancelled': {
+    code: 501, enhanced: '5.7.0', stage: 'tls-auth', text: 'Authentication cancelled',
+    when: 'the client answered a challenge with "*" (RFC 4954 §4)',
+  },
+  'auth.bad-base64': {
+    code: 501, enhanced: '5.5.2', stage: 'tls-auth', text: 'Cannot decode the authentication response',
+    when: 'an AUTH response that is not valid base64 (RFC 4954 §4)',
+  },
+  'auth.already-authenticated': {
+    code: 503, enhanced: '5.5.1', stage: 'tls-auth', text: 'Error: already authenticated',
+    when: 'AUTH after a successful AUTH, or during a mail transaction (RFC 4954 §4)',
+  },
+  'auth.temporary-failure': {
+    code: 454, enhanced: '4.7.0', stage: 'tls-auth', text: 'Temporary authentication failure',
+    when: 'the credentials could not be checked now (user directory unavailable; RFC 4954 §6)',
+  },
+  'auth.too-many-failures': {
+    code: 421, enhanced: '4.7.0', stage: 'tls-auth',
+    text: '{hostname} Too many failed authentication attempts, closing transmission channel',
+    when: 'repeated AUTH failures from one client; then close',
+  },
+  'auth.in-transaction': {
+    code: 503, enhanced: '5.5.1', stage: 'tls-auth', text: 'Error: AUTH is not permitted during a mail transaction',
+    when: 'AUTH between MAIL and the end of the transaction (RFC 4954 §4)',
+  },
   'auth.sender-mismatch': {
     code: 553, enhanced: '5.7.1', stage: 'tls-auth', text: 'Sender address rejected: not owned by user {user}',
     when: 'an authenticated client uses a sender address that does not belong to it',

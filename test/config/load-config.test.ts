@@ -34,7 +34,7 @@ test('the embedded default is valid: 127.0.0.1:2525, SQLite under ./var/queue of
   assert.equal(config.hostname, hostname());
   assert.deepEqual(config.store, { kind: 'sqlite', path: join(process.cwd(), 'var', 'queue'), min_free_space: 100 * 1024 ** 2 });
   assert.deepEqual(config.listeners, [
-    { name: 'inbound', listen: { host: '127.0.0.1', port: 2525 }, banner: 'Postern', max_connections: 1000 },
+    { name: 'inbound', listen: { host: '127.0.0.1', port: 2525 }, banner: 'Postern', max_connections: 1000, tls: 'none', require_tls: false, auth: 'none', auth_without_tls: false },
   ]);
   assert.deepEqual(config.limits, {
     max_message_size: 100 * 1024 ** 2,
@@ -79,8 +79,8 @@ test('a file sets what it names; the rest keeps its defaults', () => {
   const config = loadConfigFile(file);
   assert.equal(config.hostname, 'mx.example.test');
   assert.deepEqual(config.listeners, [
-    { name: 'inbound', listen: { host: '0.0.0.0', port: 25 }, banner: 'Example Mail', max_connections: 1000 },
-    { name: 'submission', listen: { host: '::1', port: 587 }, banner: 'Postern', max_connections: 50 },
+    { name: 'inbound', listen: { host: '0.0.0.0', port: 25 }, banner: 'Example Mail', max_connections: 1000, tls: 'none', require_tls: false, auth: 'none', auth_without_tls: false },
+    { name: 'submission', listen: { host: '::1', port: 587 }, banner: 'Postern', max_connections: 50, tls: 'none', require_tls: false, auth: 'none', auth_without_tls: false },
   ]);
   assert.equal(config.limits.max_message_size, 20 * 1024 ** 2);
   assert.equal(config.limits.max_recipients, 100);

@@ -258,8 +258,8 @@ const INVALID: readonly Bad[] = [
   ['AUTH', 'AUTH', 'command.syntax', { syntax: 'AUTH mechanism [initial-response]' }],
   ['AUTH PL@IN', 'AUTH', 'command.syntax', { syntax: 'AUTH mechanism [initial-response]' }],
   ['AUTH ABCDEFGHIJKLMNOPQRSTU', 'AUTH', 'command.syntax', { syntax: 'AUTH mechanism [initial-response]' }],
-  ['AUTH PLAIN abc', 'AUTH', 'command.syntax', { syntax: 'AUTH mechanism [initial-response]' }],
-  ['AUTH PLAIN ab!d', 'AUTH', 'command.syntax', { syntax: 'AUTH mechanism [initial-response]' }],
+  ['AUTH PLAIN abc', 'AUTH', 'auth.bad-base64', undefined],
+  ['AUTH PLAIN ab!d', 'AUTH', 'auth.bad-base64', undefined],
   ['AUTH PLAIN AGZv bwBi', 'AUTH', 'command.syntax', { syntax: 'AUTH mechanism [initial-response]' }],
 ];
 

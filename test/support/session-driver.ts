@@ -38,7 +38,7 @@ export class SessionDriver {
       if (e === PAUSED) break;
       this.events.push(e);
       if (e.type === 'body') this.bodies.push(Buffer.from(e.chunk));
-      const needs = ['connect', 'helo', 'mail', 'rcpt', 'data-start', 'message-end', 'status-request'];
+      const needs = ['connect', 'helo', 'mail', 'rcpt', 'data-start', 'message-end', 'status-request', 'starttls', 'auth'];
       if (needs.includes(e.type)) {
         let v = this.decide(e, this.session);
         if (!v) {

@@ -3,6 +3,7 @@
  * (RFC 5321 §4.2 multi-line) so tests can assert code and enhanced code.
  */
 import { connect, type Socket } from 'node:net';
+import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 
 export interface WireReply {
   readonly code: number;
@@ -29,7 +30,14 @@ export class SmtpTestClient {
   private waiter: (() => void) | null = null;
   closed = false;
 
-  private constructor(readonly socket: Socket) {
+  socket: Socket;
+
+  private constructor(socket: Socket) {
+    this.socket = socket;
+    this.bind(socket);
+  }
+
+  private bind(socket: Socket): void {
     socket.setEncoding('latin1');
     socket.on('data', (d: string) => {
       this.buf += d;
@@ -47,6 +55,27 @@ export class SmtpTestClient {
     return new Promise((resolve, reject) => {
       const s = connect({ port, host }, () => resolve(new SmtpTestClient(s)));
       s.once('error', reject);
+    });
+  }
+
+  /** Implicit TLS (RFC 8314): TLS from the first byte. */
+  static connectTls(port: number, host = '127.0.0.1'): Promise<SmtpTestClient> {
+    return new Promise((resolve, reject) => {
+      const s = tlsConnect({ port, host, rejectUnauthorized: false }, () => resolve(new SmtpTestClient(s)));
+      s.once('error', reject);
+    });
+  }
+
+  /** After "220 Ready to start TLS": the handshake on this connection (RFC 3207). Returns the TLS socket. */
+  startTls(): Promise<TLSSocket> {
+    const raw = this.socket;
+    raw.removeAllListeners('data');
+    raw.removeAllListeners('close');
+    return new Promise((resolve, reject) => {
+      const s = tlsConnect({ socket: raw, rejectUnauthorized: false }, () => resolve(s));
+      s.once('error', reject);
+      this.socket = s;
+      this.bind(s);
     });
   }
 

@@ -10,10 +10,13 @@ import type { PosternConfig } from '../../src/config/config-schema.js';
 import { Gateway } from '../../src/gateway.js';
 import { createLogger, silentLogger } from '../../src/observability/logger.js';
 import type { PolicyEngine } from '../../src/policy/session-policy.js';
+import type { Authenticator } from '../../src/server/authenticator.js';
 
 export interface TestGateway {
   readonly gateway: Gateway;
   readonly port: number;
+  /** Port of each listener by name. */
+  readonly ports: Readonly<Record<string, number>>;
   readonly dir: string;
   readonly config: PosternConfig;
   stop(): Promise<void>;
@@ -26,6 +29,7 @@ export interface TestGatewayOptions {
   readonly dir?: string;
   /** store.min_free_space (default 0). */
   readonly minFreeSpace?: string;
+  readonly authenticator?: Authenticator;
 }
 
 export async function startTestGateway(yaml = '', opts: TestGatewayOptions = {}): Promise<TestGateway> {
@@ -38,10 +42,11 @@ export async function startTestGateway(yaml = '', opts: TestGatewayOptions = {})
   ].join('\n');
   const config = parseConfigText(text, 'test.yaml', { baseDir: dir });
   const log = process.env.POSTERN_TEST_LOG ? createLogger('debug', 2) : silentLogger();
-  const gateway = await Gateway.start({ config, log, policy: opts.policy });
+  const gateway = await Gateway.start({ config, log, policy: opts.policy, authenticator: opts.authenticator });
   return {
     gateway,
     port: gateway.bound[0].port,
+    ports: Object.fromEntries(gateway.bound.map((b) => [b.name, b.port])),
     dir,
     config,
     async stop() {

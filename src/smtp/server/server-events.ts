@@ -25,6 +25,12 @@ export type ServerEvent =
   | { readonly type: 'message-aborted'; readonly reason: MessageAbortReason }
   /** The transaction was reset (RSET, HELO/EHLO, or after a message); nothing is kept. */
   | { readonly type: 'transaction-reset' }
+  /** decision: STARTTLS; accept → 220 2.0.0, then the adapter upgrades and calls `tlsEstablished()`; reject → e.g. 454 4.7.0. */
+  | { readonly type: 'starttls' }
+  /** decision: AUTH credentials; accept → 235 2.7.0; reject → 535 5.7.8 or 454 4.7.0. Never log the password. */
+  | { readonly type: 'auth'; readonly mechanism: string; readonly username: string; readonly password: string; readonly authzid: string }
+  /** The adapter must now run the TLS handshake on the socket; plaintext input was discarded. */
+  | { readonly type: 'tls-upgrade' }
   /** decision: HELP STATUS; accept with a help.status reply carrying the status lines. */
   | { readonly type: 'status-request' }
   /** A reply the session produced on its own (for logging and metrics); no decision. */
@@ -50,6 +56,7 @@ export type CloseReason =
   | 'time-cap'
   | 'shutdown'
   | 'too-big'
+  | 'auth-failures'
   | 'policy';
 
 export type Verdict =

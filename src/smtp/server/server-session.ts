@@ -23,6 +23,7 @@ import { DataFramer, HeaderMeter, type BareLineEndingMode } from '../data-framin
 import { ehloKeywords } from './capabilities.js';
 import { COMMAND_TABLE, isVerb } from './command-table.js';
 import { DEFAULT_SESSION_LIMITS, type SessionLimits } from './session-limits.js';
+import { SASL_MECHANISMS, SaslExchange, type SaslMechanism, type SaslStep } from './sasl-exchange.js';
 import {
   NEED_DATA,
   PAUSED,
@@ -42,10 +43,27 @@ export interface ServerSessionOptions {
   readonly bareLineEndings?: BareLineEndingMode;
   /** VRFY answers 252 when true (the default), 502 when false. */
   readonly vrfy?: boolean;
+  /** STARTTLS is offered (a certificate is configured; RFC 3207). */
   readonly tlsAvailable?: boolean;
+  /** The connection is already encrypted (implicit TLS, RFC 8314). */
   readonly tlsActive?: boolean;
-  readonly authMechanisms?: readonly string[];
+  /** Only EHLO/HELO/STARTTLS/NOOP/RSET/QUIT before TLS; everything else 530 5.7.0. */
+  readonly requireTls?: boolean;
+  /** SASL mechanisms for AUTH (RFC 4954); empty or absent = no AUTH. */
+  readonly authMechanisms?: readonly SaslMechanism[];
+  /** AUTH is offered only under TLS (538 5.7.11 otherwise) unless this is false. */
+  readonly authRequiresTls?: boolean;
+  /** MAIL needs a successful AUTH first (530 5.7.0). */
+  readonly requireAuth?: boolean;
+  /** Failed AUTH attempts in one session before 421 4.7.0 (default 3). */
+  readonly maxAuthFailures?: number;
 }
+
+/** Commands allowed before STARTTLS when TLS is required (as Postfix with smtpd_tls_security_level=encrypt). */
+const PRE_TLS_VERBS = new Set(['EHLO', 'HELO', 'STARTTLS', 'NOOP', 'RSET', 'QUIT']);
+
+/** RFC 4954 §4: an AUTH response line may be up to 12,288 octets. */
+const AUTH_LINE_MAX = 12_288 + 2;
 
 export interface TransactionRecipient {
   readonly mailbox: Mailbox;
@@ -69,6 +87,8 @@ type Pending =
   | { readonly kind: 'rcpt'; readonly forwardPath: Mailbox; readonly params: RcptParams }
   | { readonly kind: 'data-start'; readonly bdat: { readonly size: number; readonly last: boolean } | null }
   | { readonly kind: 'message-end' }
+  | { readonly kind: 'starttls' }
+  | { readonly kind: 'auth'; readonly mechanism: string }
   | { readonly kind: 'status' };
 
 /** Receiving state of a BDAT chunk or a DATA body. */
@@ -112,6 +132,12 @@ export class ServerSession {
   private junkCommands = 0;
   private messagesAccepted = 0;
   private draining = false;
+  private tlsActive: boolean;
+  /** STARTTLS answered 220: input is ignored until `tlsEstablished()`. */
+  private tlsUpgrading = false;
+  private authenticatedAs: string | null = null;
+  private sasl: SaslExchange | null = null;
+  private authFailures = 0;
   /** Current command verb, for `replied` events. */
   private currentVerb: string | null = null;
 
@@ -120,13 +146,14 @@ export class ServerSession {
     this.limits = { ...DEFAULT_SESSION_LIMITS, ...opts.limits };
     this.lineReader = new CommandLineReader(this.limits.maxLineLength);
     this.bareMode = opts.bareLineEndings ?? 'reject';
+    this.tlsActive = opts.tlsActive ?? false;
   }
 
   // ── Public API ─────────────────────────────────────────────────────────────────────────────
 
   /** Feeds bytes received from the client. */
   receiveData(data: Uint8Array): void {
-    if (this.phase === 'closed' || data.length === 0) return;
+    if (this.phase === 'closed' || this.tlsUpgrading || data.length === 0) return;
     const buf = Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.length);
     this.input = this.input.length === 0 ? buf : Buffer.concat([this.input, buf]);
   }
@@ -165,6 +192,8 @@ export class ServerSession {
       case 'rcpt': return this.answerRcpt(p, verdict);
       case 'data-start': return this.answerDataStart(p, verdict);
       case 'message-end': return this.answerMessageEnd(verdict);
+      case 'starttls': return this.answerStarttls(verdict);
+      case 'auth': return this.answerAuth(p.mechanism, verdict);
       case 'status': return this.answerGeneric(verdict, 'help.status');
     }
   }
@@ -272,8 +301,8 @@ export class ServerSession {
   }
 
   private stepCommand(): boolean {
-    if (this.input.length === 0) return false;
-    const r = this.lineReader.read(this.input, 0);
+    if (this.input.length === 0 || this.tlsUpgrading) return false;
+    const r = this.lineReader.read(this.input, 0, this.sasl ? AUTH_LINE_MAX : this.limits.maxLineLength);
     this.consume(r.next);
     this.currentVerb = null;
     switch (r.kind) {
@@ -287,7 +316,8 @@ export class ServerSession {
         this.protocolError('command.unrecognized');
         return true;
       case 'line':
-        this.handleLine(r.line);
+        if (this.sasl) this.handleSaslLine(r.line);
+        else this.handleLine(r.line);
         return true;
     }
   }
@@ -305,6 +335,13 @@ export class ServerSession {
       // RFC 5321 §3.1: after a 554 greeting only QUIT is honoured.
       if (verb === 'QUIT') this.closeWith('quit', 'quit');
       else this.protocolError('sequence.rejected-session');
+      return;
+    }
+    if (this.opts.requireTls && !this.tlsActive && verb !== null && !PRE_TLS_VERBS.has(verb)) {
+      // RFC 3207 §4: the policy requires TLS for everything that matters.
+      this.errors++;
+      this.sendId('tls.required');
+      if (this.errors >= this.limits.maxErrors) this.closeWith('session.too-many-errors', 'too-many-errors');
       return;
     }
     if (verb !== null && isVerb(verb) && COMMAND_TABLE[verb].junk) {
@@ -361,10 +398,9 @@ export class ServerSession {
         else this.sendId('vrfy.cannot-verify');
         return;
       case 'STARTTLS':
+        return this.onStarttls();
       case 'AUTH':
-        // Not offered by this session (a TLS/AUTH-capable adapter handles them before us).
-        this.protocolError('command.not-implemented');
-        return;
+        return this.onAuth(cmd.mechanism, cmd.initialResponse);
       case 'EXPN':
       case 'TURN':
       case 'SEND':
@@ -391,6 +427,11 @@ export class ServerSession {
     if (this.phase !== 'ready' || this.tx) return this.mailSequenceError();
     if (this.messagesAccepted >= this.limits.maxMessagesPerConnection) {
       this.closeWith('session.max-messages', 'max-messages');
+      return;
+    }
+    // RFC 4954 §6: a server that requires authentication answers 530 5.7.0.
+    if (this.opts.requireAuth && this.authenticatedAs === null) {
+      this.sendId('auth.required');
       return;
     }
     // RFC 6531 §3.4: a UTF-8 address needs the SMTPUTF8 parameter.
@@ -479,6 +520,85 @@ export class ServerSession {
     this.protocolError('help.unknown-topic', { topic });
   }
 
+  // ── STARTTLS and AUTH ──────────────────────────────────────────────────────────────────────
+
+  private onStarttls(): void {
+    if (this.tlsActive) return this.protocolError('sequence.tls-active');
+    if (!this.opts.tlsAvailable) return this.protocolError('command.not-implemented');
+    if (this.tx) return this.protocolError('sequence.nested-mail');
+    this.pending = { kind: 'starttls' };
+    this.events.push({ type: 'starttls' });
+  }
+
+  private answerStarttls(v: Verdict): void {
+    if (!this.applyVerdict(v, 'starttls.ready')) return;
+    // CVE-2011-0411 class: anything pipelined after STARTTLS arrived in plaintext and is dropped.
+    this.input = Buffer.alloc(0);
+    this.tlsUpgrading = true;
+    this.events.push({ type: 'tls-upgrade' });
+  }
+
+  private authOffered(): boolean {
+    const mechs = this.opts.authMechanisms ?? [];
+    return mechs.length > 0 && (this.tlsActive || this.opts.authRequiresTls === false);
+  }
+
+  private onAuth(mechanism: string, initialResponse: string | null): void {
+    const mechs = this.opts.authMechanisms ?? [];
+    if (mechs.length === 0) return this.protocolError('command.not-implemented');
+    if (!this.authOffered()) return this.protocolError('auth.encryption-required');
+    if (this.phase === 'fresh') return this.protocolError('sequence.need-helo');
+    if (this.authenticatedAs !== null) return this.protocolError('auth.already-authenticated');
+    if (this.tx) return this.protocolError('auth.in-transaction');
+    const mech = SASL_MECHANISMS.find((m) => m === mechanism && mechs.includes(m));
+    if (!mech) return this.protocolError('auth.mechanism-unknown');
+    this.sasl = new SaslExchange(mech);
+    this.saslStep(this.sasl.start(initialResponse));
+  }
+
+  private handleSaslLine(line: Buffer): void {
+    this.currentVerb = 'AUTH';
+    if (this.sasl) this.saslStep(this.sasl.respond(line.toString('latin1')));
+  }
+
+  private saslStep(step: SaslStep): void {
+    const sasl = this.sasl;
+    if (!sasl) return;
+    switch (step.kind) {
+      case 'challenge':
+        this.sendId('auth.challenge', { challenge: step.challenge });
+        return;
+      case 'cancelled':
+        this.sasl = null;
+        this.protocolError('auth.cancelled');
+        return;
+      case 'malformed':
+        this.sasl = null;
+        this.protocolError('auth.bad-base64');
+        return;
+      case 'done':
+        this.sasl = null;
+        this.pending = { kind: 'auth', mechanism: sasl.mechanism };
+        this.pendingAuthUser = step.credentials.username;
+        this.events.push({ type: 'auth', mechanism: sasl.mechanism, ...step.credentials });
+    }
+  }
+
+  private pendingAuthUser: string | null = null;
+
+  private answerAuth(_mechanism: string, v: Verdict): void {
+    const user = this.pendingAuthUser;
+    this.pendingAuthUser = null;
+    if (this.applyVerdict(v, 'auth.ok')) {
+      this.authenticatedAs = user;
+      return;
+    }
+    if (v.kind === 'reject' && v.reply.code === 535) {
+      this.authFailures++;
+      if (this.authFailures >= (this.opts.maxAuthFailures ?? 3)) this.closeWith('auth.too-many-failures', 'auth-failures');
+    }
+  }
+
   // ── Decisions ──────────────────────────────────────────────────────────────────────────────
 
   private answerConnect(v: Verdict): void {
@@ -526,8 +646,8 @@ export class ServerSession {
       ? [...first.lines, ...ehloKeywords({
         maxMessageSize: this.limits.maxMessageSize,
         tlsAvailable: this.opts.tlsAvailable ?? false,
-        tlsActive: this.opts.tlsActive ?? false,
-        authMechanisms: this.opts.authMechanisms ?? [],
+        tlsActive: this.tlsActive,
+        authMechanisms: this.authOffered() ? this.opts.authMechanisms ?? [] : [],
       })]
       : first.lines;
     this.send({ ...first, lines });
@@ -717,6 +837,32 @@ export class ServerSession {
     this.abortMessage('rejected');
     this.tx = null;
     if (had) this.events.push({ type: 'transaction-reset' });
+  }
+
+  /**
+   * The TLS handshake after STARTTLS completed. RFC 3207 §4.2: the server discards any
+   * knowledge obtained from the client (HELO name, transaction, authentication); the client
+   * starts again with EHLO.
+   */
+  tlsEstablished(): void {
+    if (this.phase === 'closed') return;
+    this.tlsUpgrading = false;
+    this.tlsActive = true;
+    this.input = Buffer.alloc(0);
+    this.resetTransaction();
+    this.heloName = null;
+    this.extended = false;
+    this.authenticatedAs = null;
+    this.phase = 'fresh';
+  }
+
+  get isTlsActive(): boolean {
+    return this.tlsActive;
+  }
+
+  /** The authenticated identity (RFC 4954), or null. */
+  get authenticatedUser(): string | null {
+    return this.authenticatedAs;
   }
 
   /** Whether the client used EHLO (and so may use the service extensions). */
