@@ -92,6 +92,7 @@ export class Gateway {
             commandMs: config.timeouts.command,
             dataBlockMs: config.timeouts.data_block,
             sessionCapMs: config.limits.session_time_cap,
+            minDataRate: config.limits.min_data_rate,
           },
           store,
           policy,

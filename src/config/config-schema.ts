@@ -105,6 +105,8 @@ export const limitsSchema = z.strictObject({
   max_header_size: positiveSizeSchema.default(1024 ** 2),
   /** Total time one session may last; then 421 4.4.2. */
   session_time_cap: positiveDurationSchema.default(15 * 60_000),
+  /** Bytes per second a client must sustain while sending message data; slower: 421 4.4.2 (Postfix's smtpd_min_data_rate). 0 = off. */
+  min_data_rate: sizeSchema.default(500),
 });
 
 // ── timeouts ────────────────────────────────────────────────────────────────────────────────

@@ -59,6 +59,7 @@ limits:
   max_header_lines: 1000             # more: 552 5.3.4
   max_header_size: 1MB               # more: 552 5.3.4
   session_time_cap: 15m              # then 421 4.4.2
+  min_data_rate: 500                 # bytes/s while sending DATA; slower: 421 4.4.2 (slowloris)
 
 timeouts:                            # RFC 5321 §4.5.3.2; shorter ones get a warning
   command: 5m                        # waiting for the next command; then 421 4.4.2

@@ -19,6 +19,12 @@ export interface ConnectionTimeouts {
   readonly dataBlockMs: number;
   /** Total session time cap. */
   readonly sessionCapMs: number;
+  /**
+   * Bytes per second a client must keep up while sending message data (Postfix's
+   * smtpd_min_data_rate): each block of N bytes extends the deadline by N / rate seconds, never
+   * beyond the data-block timeout, so a slow drip cannot hold a slot. 0 = off.
+   */
+  readonly minDataRate?: number;
 }
 
 /** Input waiting behind a decision beyond this pauses reading from the socket. */
@@ -120,9 +126,10 @@ export class SmtpConnection {
 
   private onData(d: Buffer): void {
     if (this.ended) return;
+    const wasReceivingData = this.session.receivingData;
     this.session.receiveData(d);
-    this.armIdle();
     this.pump();
+    if (!this.ended) this.armIdle(wasReceivingData ? d.length : 0);
   }
 
   private onPeerGone(why: string): void {
@@ -141,11 +148,26 @@ export class SmtpConnection {
     this.pump();
   }
 
-  private armIdle(): void {
-    const ms = this.session.receivingData ? this.timeouts.dataBlockMs : this.timeouts.commandMs;
-    if (this.idleTimer) {
-      clearTimeout(this.idleTimer);
+  /** When the current DATA/BDAT transfer times out (ms since the epoch); 0 outside data. */
+  private dataDeadline = 0;
+
+  /** (Re)arms the idle timer; `received` bytes of message data earn time at the minimum data rate. */
+  private armIdle(received = 0): void {
+    const now = Date.now();
+    let ms: number;
+    const rate = this.timeouts.minDataRate ?? 0;
+    if (!this.session.receivingData) {
+      this.dataDeadline = 0;
+      ms = this.timeouts.commandMs;
+    } else if (rate <= 0) {
+      ms = this.timeouts.dataBlockMs;
+    } else {
+      this.dataDeadline = this.dataDeadline === 0
+        ? now + this.timeouts.dataBlockMs
+        : Math.min(now + this.timeouts.dataBlockMs, this.dataDeadline + (received * 1000) / rate);
+      ms = Math.max(0, this.dataDeadline - now);
     }
+    if (this.idleTimer) clearTimeout(this.idleTimer);
     this.idleTimer = setTimeout(() => this.timeout('idle'), ms);
     this.idleTimer.unref();
   }

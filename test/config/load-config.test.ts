@@ -45,6 +45,7 @@ test('the embedded default is valid: 127.0.0.1:2525, SQLite under ./var/queue of
     max_header_lines: 1000,
     max_header_size: 1024 ** 2,
     session_time_cap: 15 * 60_000,
+    min_data_rate: 500,
   });
   assert.deepEqual(config.timeouts, { command: 300_000, data_block: 180_000, dns: 5000 });
   assert.deepEqual(config.shutdown, { grace: 30_000 });

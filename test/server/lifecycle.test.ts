@@ -116,6 +116,32 @@ test('data timeout: 421 4.4.2 while waiting for message data, nothing queued', {
   }
 });
 
+test('slow drip (slowloris): below the minimum data rate the transfer ends with 421 4.4.2', { timeout: 20_000 }, async () => {
+  const gw = await startTestGateway('timeouts: { command: 5s, data_block: 1500ms }\nlimits: { min_data_rate: 1000 }');
+  try {
+    const c = await SmtpTestClient.connect(gw.port);
+    await c.code();
+    await c.cmd('EHLO client.test');
+    await c.cmd('MAIL FROM:<a@client.test>');
+    await c.cmd('RCPT TO:<b@example.test>');
+    await c.cmd('DATA');
+    // 20 bytes every 400 ms: always well inside the data-block timeout, far below 1000 bytes/s.
+    const t0 = Date.now();
+    const drip = setInterval(() => c.write('x'.repeat(18) + '\r\n'), 400);
+    try {
+      assert.equal(await c.code(5000), '421 4.4.2');
+    } finally {
+      clearInterval(drip);
+    }
+    const took = Date.now() - t0;
+    assert.ok(took >= 1400 && took < 3000, `cut after ${took} ms`);
+    await c.waitClosed();
+    assert.equal(gw.gateway.store.counts().queued, 0);
+  } finally {
+    await gw.stop();
+  }
+});
+
 test('total connection limit: 421 4.7.0 at the greeting, then close', { timeout: 20_000 }, async () => {
   const gw = await startTestGateway('listeners: [ { name: inbound, listen: "127.0.0.1:0", max_connections: 2 } ]');
   try {
