@@ -277,6 +277,14 @@ interface RunResult {
 }
 
 let globalSeq = 0;
+/** Set on Ctrl-C / SIGTERM: workers stop and every open client connection is closed at once. */
+let aborted = false;
+const liveConns = new Set<Conn>();
+
+function abortClients(): void {
+  aborted = true;
+  for (const c of liveConns) c.destroy();
+}
 
 async function runOnce(port: number, concurrency: number, total: number): Promise<RunResult> {
   const latencies = new Float64Array(total);
@@ -285,7 +293,6 @@ async function runOnce(port: number, concurrency: number, total: number): Promis
   let claimed = 0;
   let pipelinedSeen = false;
   const failures = new Map<string, number>();
-  const sockets = new Set<Conn>();
 
   const fail = (why: string): void => {
     failed++;
@@ -342,11 +349,11 @@ async function runOnce(port: number, concurrency: number, total: number): Promis
   }
 
   async function worker(): Promise<void> {
-    while (claimed < total) {
+    while (claimed < total && !aborted) {
       claimed++; // the first message of this connection: counted as failed if the connection fails
       let pending = true;
       const conn = new Conn(port);
-      sockets.add(conn);
+      liveConns.add(conn);
       try {
         const greeting = await conn.read();
         if (greeting.code !== 220) {
@@ -369,7 +376,7 @@ async function runOnce(port: number, concurrency: number, total: number): Promis
           const reusable = await transaction(conn, pipelining);
           pending = false;
           sent++;
-          if (!reusable || sent >= perConnection || claimed >= total) break;
+          if (!reusable || sent >= perConnection || claimed >= total || aborted) break;
           claimed++;
         }
         try {
@@ -382,7 +389,7 @@ async function runOnce(port: number, concurrency: number, total: number): Promis
         if (pending) fail(err instanceof Error ? err.message : String(err));
       } finally {
         conn.close();
-        sockets.delete(conn);
+        liveConns.delete(conn);
       }
     }
   }
@@ -589,7 +596,8 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
   process.on(sig, () => {
     interrupted++;
     if (interrupted > 1) process.exit(130);
-    process.stderr.write(`\nbench: ${sig}: stopping the server…\n`);
+    process.stderr.write(`\nbench: ${sig}: closing client connections, stopping the server…\n`);
+    abortClients();
     void stopChildServer().finally(() => process.exit(130));
   });
 }
@@ -600,7 +608,8 @@ function mib(kib: number): string {
   return `${(kib / 1024).toFixed(1)} MiB`;
 }
 
-async function main(): Promise<void> {
+/** Exit code: 0 when every message was accepted, 1 when any failed. */
+async function main(): Promise<number> {
   let port: number;
   let targetWhat: string;
   if (targetPort === null) {
@@ -625,7 +634,7 @@ async function main(): Promise<void> {
   const table: { concurrency: number; r: RunResult[] }[] = [];
   for (const c of concurrencies) {
     const results: RunResult[] = [];
-    for (let round = 1; round <= rounds; round++) {
+    for (let round = 1; round <= rounds && !aborted; round++) {
       const r = await runOnce(port, c, count);
       results.push(r);
       const cpu = r.serverCpuS === null ? '' : `  cpu: server ${r.serverCpuS.toFixed(2)}s (${Math.round((100 * r.serverCpuS) / r.elapsedS)}%)`
@@ -635,8 +644,9 @@ async function main(): Promise<void> {
       process.stdout.write(`  p90=${ms(r.p90)}ms max=${ms(r.max)}ms${cpu}${rss ? `  server rss=${mib(rss.rssKiB)}` : ''}\n`);
       for (const [why, n] of r.failures) process.stdout.write(`  failed ${n}×: ${why}\n`);
     }
-    if (rounds > 1) {
-      process.stdout.write(`median of ${rounds}: ${formatRun({
+    if (results.length === 0) break;
+    if (results.length > 1) {
+      process.stdout.write(`median of ${results.length}: ${formatRun({
         concurrency: c,
         count,
         accepted: median(results.map((r) => r.accepted)),
@@ -669,6 +679,7 @@ async function main(): Promise<void> {
     rounds > 1 ? 'median msgs/s' : 'msgs/s', 'p50 ms', 'p90 ms', 'p99 ms', 'server cpu', 'client cpu'];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i].length)));
   const line = (cells: string[]): string => `| ${cells.map((c, i) => c.padStart(widths[i])).join(' | ')} |\n`;
+  if (aborted) process.stdout.write('\n(interrupted: the last run is incomplete)\n');
   process.stdout.write(`\nsummary${rounds > 1 ? ` (accepted/failed summed over ${rounds} rounds; rates and latencies are medians)` : ''}:\n`);
   process.stdout.write(line(head));
   process.stdout.write(`|${widths.map((w) => '-'.repeat(w + 1) + ':').join('|')}|\n`);
@@ -684,11 +695,12 @@ async function main(): Promise<void> {
       process.stdout.write(`server logged ${logs.count} line(s) at warn or above; last:\n${logs.last.map((l) => `  ${l}`).join('\n')}\n`);
     }
   }
+  return table.some(({ r }) => r.some((x) => x.failed > 0)) ? 1 : 0;
 }
 
 let exitCode = 0;
 try {
-  await main();
+  exitCode = await main();
 } catch (err) {
   process.stderr.write(`bench: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
   exitCode = 1;

@@ -3,16 +3,20 @@
  * (config → store → policy → listeners). `postern start` and the end-to-end tests use it.
  */
 import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import type { Logger } from 'pino';
 import type { PosternConfig } from './config/config-schema.js';
 import { openSqliteQueueStore } from './store/sqlite/sqlite-queue-store.js';
 import type { QueueStore } from './store/queue-store.js';
-import { AcceptAllPolicyEngine, type PolicyEngine } from './policy/session-policy.js';
+import type { PolicyEngine } from './policy/session-policy.js';
+import { ConfiguredPolicyEngine } from './policy/policy-engine.js';
 import { SmtpListener } from './server/smtp-listener.js';
 import { createLogger } from './observability/logger.js';
 import { DnsResolver } from './dns/dns-resolver.js';
 import { TlsCredentials } from './server/tls-credentials.js';
 import type { Authenticator } from './server/authenticator.js';
+import { DeliveryService } from './delivery/delivery-service.js';
+import type { DeliveryClock } from './delivery/delivery-clock.js';
 
 export interface GatewayOptions {
   readonly config: PosternConfig;
@@ -21,6 +25,8 @@ export interface GatewayOptions {
   readonly policy?: PolicyEngine;
   /** Checks SMTP AUTH credentials on listeners with `auth:` set. */
   readonly authenticator?: Authenticator;
+  /** false: never deliver (receive-only tests); or the delivery's clock, randomness and worker name. */
+  readonly delivery?: false | { readonly clock?: DeliveryClock; readonly random?: () => number; readonly worker?: string };
 }
 
 export interface BoundListener {
@@ -49,6 +55,8 @@ export class Gateway {
     readonly log: Logger,
     readonly dns: DnsResolver,
     private readonly tlsCredentials: TlsCredentials | null,
+    /** The sending side; null when delivery is off. */
+    readonly delivery: DeliveryService | null = null,
   ) {}
 
   /** SIGHUP: reload what can change without a restart (the TLS certificate). */
@@ -63,7 +71,7 @@ export class Gateway {
     const clock = opts.clock ?? Date.now;
     const dns = new DnsResolver({ servers: config.dns.servers, timeoutMs: config.timeouts.dns, cacheMs: config.dns.cache_ttl, clock });
     const store = openSqliteQueueStore({ directory: config.store.path, minFreeBytes: config.store.min_free_space, clock });
-    const policy = opts.policy ?? new AcceptAllPolicyEngine();
+    const policy = opts.policy ?? new ConfiguredPolicyEngine({ config, dns, clock });
     const version = posternVersion();
     const listeners: SmtpListener[] = [];
     const bound: BoundListener[] = [];
@@ -117,14 +125,27 @@ export class Gateway {
       await store.close();
       throw err;
     }
-    return new Gateway(config, store, listeners, bound, log, dns, tlsCredentials);
+    // Delivery starts after the listeners; local Maildirs default to <store dir>/../mail (./var/mail).
+    let delivery: DeliveryService | null = null;
+    if (config.delivery.enabled && opts.delivery !== false) {
+      const mailboxes = (config as unknown as { mailboxes?: { path?: string } }).mailboxes;
+      delivery = new DeliveryService({
+        config, store, dns, log,
+        mailboxPath: mailboxes?.path ?? join(dirname(config.store.path), 'mail'),
+        selfAddresses: bound,
+        ...(opts.delivery ?? {}),
+      });
+      delivery.start();
+    }
+    return new Gateway(config, store, listeners, bound, log, dns, tlsCredentials, delivery);
   }
 
   /** Graceful stop: drain sessions (up to the configured grace), then close the store cleanly. */
   stop(graceMs = this.config.shutdown.grace): Promise<void> {
     this.stopping ??= (async () => {
       this.log.info({ grace_ms: graceMs }, 'shutting down');
-      await Promise.all(this.listeners.map((l) => l.shutdown(graceMs)));
+      // Sessions drain and deliveries in flight finish (or are cut short, leases released) together.
+      await Promise.all([...this.listeners.map((l) => l.shutdown(graceMs)), this.delivery?.stop(graceMs)]);
       await this.store.close();
       this.log.info('stopped');
       this.log.flush?.();

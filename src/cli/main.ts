@@ -8,6 +8,7 @@ import { registerStartCommand } from './start-command.js';
 import { registerConfigCommand } from './config-command.js';
 import { registerQueueCommand } from './queue-command.js';
 import { registerCodesCommand } from './codes-command.js';
+import { registerPolicyCommand } from './policy-command.js';
 
 const program = new Command();
 program
@@ -19,5 +20,7 @@ registerStartCommand(program);
 registerConfigCommand(program);
 registerQueueCommand(program);
 registerCodesCommand(program);
+registerPolicyCommand(program);
+(await import('./users-command.js')).registerUsersCommand(program);
 
 await program.parseAsync(process.argv);

@@ -17,6 +17,8 @@ import { z } from 'zod';
 import { formatListenAddress, listenAddressesCollide, listenAddressSchema } from './listen-address.js';
 import { replyOverridesSchema } from './reply-override.js';
 import { dnsSchema, domainsSchema } from './domains-schema.js';
+import { bounceProfilesSchema, deliverySchema, postmasterSchema, softBounceSchema } from './delivery-schema.js';
+import { checkPolicyReferences, DEFAULT_SENDER_GROUPS, policiesSchema, policyConfigWarnings, recipientsSchema, senderGroupsSchema, sendersSchema } from './policy-schema.js';
 import { authSchema, LISTENER_AUTH_MODES, LISTENER_TLS_MODES, tlsSchema } from './tls-schema.js';
 import { formatDuration, positiveDurationSchema, positiveSizeSchema, sizeSchema } from './units.js';
 
@@ -152,6 +154,14 @@ export const posternConfigSchema = z.strictObject({
   tls: tlsSchema.prefault({}),
   auth: authSchema.prefault({}),
   dns: dnsSchema.prefault({}),
+  delivery: deliverySchema.prefault({}),
+  bounce_profiles: bounceProfilesSchema.prefault({}),
+  soft_bounce: softBounceSchema,
+  postmaster: postmasterSchema.optional(),
+  sender_groups: senderGroupsSchema.prefault(DEFAULT_SENDER_GROUPS),
+  policies: policiesSchema.prefault({}),
+  recipients: recipientsSchema.prefault({}),
+  senders: sendersSchema.prefault({}),
   /** Global code/text overrides by catalogue id (see reply-override.ts); policies may add their own. */
   reply_overrides: replyOverridesSchema.prefault({}),
 }).superRefine((config, ctx) => {
@@ -161,7 +171,7 @@ export const posternConfigSchema = z.strictObject({
       ctx.addIssue({ code: 'custom', path: ['listeners', i, 'tls'], message: `"${l.tls}" needs tls.cert and tls.key` });
     }
   });
-});
+}).superRefine(checkPolicyReferences);
 
 export type PosternConfig = z.output<typeof posternConfigSchema>;
 export type ListenerConfig = PosternConfig['listeners'][number];
@@ -198,5 +208,6 @@ export function configWarnings(config: PosternConfig): ConfigWarning[] {
       message: 'is larger than limits.max_message_size, so it never applies',
     });
   }
+  warnings.push(...policyConfigWarnings(config));
   return warnings;
 }

@@ -14,6 +14,8 @@ import { LineCounter, parseDocument, type Document } from 'yaml';
 import { z } from 'zod';
 import { ConfigError, formatConfigIssue, formatConfigPath, sortConfigIssues, type ConfigIssue } from './config-error.js';
 import { configWarnings, posternConfigSchema, type ConfigPath, type PosternConfig } from './config-schema.js';
+import { DELIVERY_DEFAULT_YAML } from './delivery-schema.js';
+import { POLICY_DEFAULT_YAML } from './policy-schema.js';
 import { knownKeysAt } from './schema-keys.js';
 import { didYouMean } from './suggest.js';
 import { locateInYaml, type PointAt } from './yaml-location.js';
@@ -92,6 +94,8 @@ dns:
   servers: []                        # "host" or "host:port"; empty = the system's resolvers
   cache_ttl: 30s                     # answers are cached this long (temporary failures never)
 
+${POLICY_DEFAULT_YAML}
+${DELIVERY_DEFAULT_YAML}
 reply_overrides: {}                  # by reply id (\`postern codes\`), e.g.
 #  rcpt.rate-limited: { code: 452, text: "Too many recipients, try again later" }
 #  rcpt.too-many: { code: 552, allow_class_change: true }   # 4xx → 5xx only when said so

@@ -6,6 +6,7 @@
  * versus a soft one for every caller (RFC 5321 §5.1, RFC 7505, RFC 7372).
  */
 import { Resolver } from 'node:dns/promises';
+import { isIP } from 'node:net';
 
 export type DnsFailureKind = 'nxdomain' | 'nodata' | 'temporary';
 
@@ -76,7 +77,11 @@ export class DnsResolver implements DnsLookups {
   }
 
   ptr(ip: string): Promise<DnsAnswer<string>> {
-    return this.lookup(`PTR ${ip}`, () => this.resolver.reverse(ip));
+    // Not resolver.reverse(): c-ares' gethostbyaddr turns SERVFAIL into ENOTFOUND, which would
+    // make a broken reverse zone look like a missing PTR (a 5xx where a 4xx is due).
+    const name = reverseLookupName(ip);
+    if (name === null) return Promise.resolve({ ok: false, kind: 'nxdomain', error: `not an IP address: ${ip}` });
+    return this.lookup(`PTR ${ip}`, () => this.resolver.resolvePtr(name));
   }
 
   private async lookup<T>(key: string, ask: () => Promise<T[]>): Promise<DnsAnswer<T>> {
@@ -112,6 +117,20 @@ export class DnsResolver implements DnsLookups {
       );
     });
   }
+}
+
+/** 192.0.2.1 → 1.2.0.192.in-addr.arpa; IPv6 → 32 nibbles under ip6.arpa (RFC 3596 §2.5); null if not an address. */
+export function reverseLookupName(ip: string): string | null {
+  const family = isIP(ip);
+  if (family === 4) return `${ip.split('.').reverse().join('.')}.in-addr.arpa`;
+  if (family !== 6) return null;
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip);
+  if (mapped) return reverseLookupName(mapped[1]);
+  const [head, tail] = ip.toLowerCase().split('::');
+  const h = head ? head.split(':') : [];
+  const t = tail ? tail.split(':') : [];
+  const groups = [...h, ...Array.from({ length: tail === undefined ? 0 : 8 - h.length - t.length }, () => '0'), ...t];
+  return `${groups.map((g) => g.padStart(4, '0')).join('').split('').reverse().join('.')}.ip6.arpa`;
 }
 
 /** node:dns error codes → hard (nxdomain, nodata) or soft (temporary). */

@@ -4,6 +4,8 @@
  * Each answer is a Verdict whose reply comes from the catalogue (or a validated override).
  */
 import type { Mailbox } from '../smtp/mailbox.js';
+import type { ReplyId } from '../smtp/reply-catalogue.js';
+import type { Reply, ReplyVars } from '../smtp/reply.js';
 import type { MailParams, RcptParams } from '../smtp/esmtp-params.js';
 import type { Verdict } from '../smtp/server/server-events.js';
 import type { SessionLimits } from '../smtp/server/session-limits.js';
@@ -41,6 +43,14 @@ export interface SessionPolicy {
   readonly limits: Partial<SessionLimits>;
   /** Reverse DNS name of the client when known. */
   readonly rdns: string | null;
+  /** A trusted client: HELP STATUS shows it queue depth and connection counts. */
+  readonly trusted?: boolean;
+  /**
+   * Builds the replies the session gives by itself (552 5.3.4 size, 452 4.5.3 recipients per
+   * message, 421 4.7.0 messages per connection, the greeting, the 250s…) with the overrides of
+   * the policy in force. Absent: the catalogue's own.
+   */
+  reply?(id: ReplyId, vars?: ReplyVars, extraLines?: readonly string[]): Reply;
   connect(): MaybeAsync<Verdict>;
   helo(verb: 'HELO' | 'EHLO', domain: string): MaybeAsync<Verdict>;
   mail(facts: MailFacts): MaybeAsync<Verdict>;
@@ -54,8 +64,8 @@ export interface PolicyEngine {
 }
 
 /**
- * Accepts every client, sender and recipient. Used until mail-flow policies are configured
- * (and by tests of the protocol core); the default config binds to loopback only.
+ * Accepts every client, sender and recipient: for tests of the protocol core and the server
+ * that want no policy at all. The gateway runs the config-driven engine (policy-engine.ts).
  */
 export class AcceptAllPolicyEngine implements PolicyEngine {
   openSession(): SessionPolicy {

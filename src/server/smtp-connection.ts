@@ -294,6 +294,7 @@ export class SmtpConnection {
     this.ended = true;
     if (this.idleTimer) clearTimeout(this.idleTimer);
     if (this.capTimer) clearTimeout(this.capTimer);
+    if (this.closeTimer) clearTimeout(this.closeTimer);
     this.session.connectionLost();
     this.intake.discard();
     if (!this.socket.destroyed) this.socket.destroySoon();

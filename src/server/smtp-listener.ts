@@ -51,7 +51,8 @@ export class SmtpListener {
   /** Sockets accepted but whose session is not set up yet (policy lookup running). */
   private opening = 0;
   private readonly perIp = new Map<string, number>();
-  private draining = false;
+  /** While stopping: the sessions that were open when the stop began (new ones only get 421). */
+  private draining: Set<SmtpConnection> | null = null;
   private drainedWaiters: Array<() => void> = [];
 
   constructor(private readonly opts: SmtpListenerOptions) {}
@@ -122,7 +123,7 @@ export class SmtpListener {
         : overLimit ? withConnectReply(policy, reply('connect.limit', { hostname: this.opts.hostname })) : policy,
       log,
       clock: this.opts.clock,
-      status: () => [`${this.opts.hostname} Postern ${this.opts.version}: ${this.draining ? 'draining, not accepting new mail' : 'accepting mail'}`],
+      status: () => this.statusLines(policy),
       tls: () => connRef?.tlsInfo ?? null,
       authenticator: this.opts.authenticator ?? null,
       authFailureDelayMs: this.opts.authFailureDelayMs,
@@ -140,6 +141,7 @@ export class SmtpListener {
         clientName: `[${ip}]`,
         limits: { ...this.opts.limits, ...policy.limits },
         bareLineEndings: this.opts.bareLineEndings ?? 'reject',
+        renderReply: policy.reply ? (id, vars, extra) => policy.reply!(id, vars, extra) : undefined,
         tlsAvailable: starttls,
         tlsActive: implicit,
         requireTls: this.opts.requireTls ?? false,
@@ -163,13 +165,25 @@ export class SmtpListener {
     socket.resume();
   }
 
+  /** HELP STATUS: everybody sees host, version and state; trusted sender groups also the queue and connections. */
+  private statusLines(policy: SessionPolicy): string[] {
+    const lines = [`${this.opts.hostname} Postern ${this.opts.version}: ${this.draining ? 'draining, not accepting new mail' : 'accepting mail'}`];
+    if (policy.trusted) {
+      const counts = this.opts.store.counts();
+      lines.push(`queue: ${counts.queued} queued, ${counts.held} held`);
+      lines.push(`connections: ${this.connectionCount} on listener ${this.opts.name}`);
+    }
+    return lines;
+  }
+
   private closed(c: SmtpConnection, ip: string): void {
     this.connections.delete(c);
     const n = (this.perIp.get(ip) ?? 1) - 1;
     if (n <= 0) this.perIp.delete(ip);
     else this.perIp.set(ip, n);
     this.opts.log.info({ session: c.id }, 'disconnect');
-    if (this.draining && this.connections.size === 0) {
+    this.draining?.delete(c);
+    if (this.draining && this.draining.size === 0) {
       for (const w of this.drainedWaiters.splice(0)) w();
     }
   }
@@ -179,9 +193,10 @@ export class SmtpListener {
    * transaction at their next command; after `graceMs` everything left is closed with 421 4.3.2.
    */
   async shutdown(graceMs: number): Promise<void> {
-    this.draining = true;
-    for (const c of this.connections) c.shutdown(false);
-    if (this.connections.size > 0) {
+    const draining = new Set(this.connections);
+    this.draining = draining;
+    for (const c of draining) c.shutdown(false);
+    if (draining.size > 0) {
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, graceMs);
         this.drainedWaiters.push(() => {
@@ -190,8 +205,11 @@ export class SmtpListener {
         });
       });
     }
-    for (const c of this.connections) c.shutdown(true);
-    if (this.connections.size > 0) {
+    for (const c of this.connections) {
+      draining.add(c);
+      c.shutdown(true);
+    }
+    if (draining.size > 0) {
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, 2000);
         this.drainedWaiters.push(() => {
@@ -211,7 +229,11 @@ function withConnectReply(policy: SessionPolicy, r: Reply): SessionPolicy {
     senderGroup: policy.senderGroup,
     policyName: policy.policyName,
     limits: policy.limits,
-    rdns: policy.rdns,
+    get rdns() {
+      return policy.rdns;
+    },
+    trusted: policy.trusted,
+    reply: policy.reply ? (id, vars, extra) => policy.reply!(id, vars, extra) : undefined,
     connect: () => ({ kind: 'reject', reply: r, disconnect: true }),
     helo: (verb, domain) => policy.helo(verb, domain),
     mail: (f) => policy.mail(f),

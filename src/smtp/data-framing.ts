@@ -202,24 +202,24 @@ export class DotStuffer {
 
   /** The stuffed form of `chunk` (the same buffer when nothing needs stuffing). */
   push(chunk: Buffer): Buffer {
-    if (chunk.length === 0) return chunk;
+    const n = chunk.length;
+    if (n === 0) return chunk;
     let parts: Buffer[] | null = null;
     let sliceStart = 0;
-    let lineStart = this.lineStart;
-    let prevCr = this.prevCr;
-    for (let i = 0; i < chunk.length; i++) {
-      const b = chunk[i];
-      if (lineStart && b === DOT) {
+    // Candidates are the byte after each LF (found with indexOf, not byte by byte) and byte 0.
+    if (this.lineStart && chunk[0] === DOT) parts = [DOT_BYTES];
+    for (let lf = chunk.indexOf(LF); lf >= 0 && lf + 1 < n; lf = chunk.indexOf(LF, lf + 1)) {
+      const afterCr = lf === 0 ? this.prevCr : chunk[lf - 1] === CR;
+      if (afterCr && chunk[lf + 1] === DOT) {
         parts ??= [];
-        parts.push(chunk.subarray(sliceStart, i), DOT_BYTES);
-        sliceStart = i;
+        parts.push(chunk.subarray(sliceStart, lf + 1), DOT_BYTES);
+        sliceStart = lf + 1;
       }
-      lineStart = b === LF && prevCr;
-      prevCr = b === CR;
     }
-    this.lineStart = lineStart;
-    this.prevCr = prevCr;
-    this.total += chunk.length;
+    const last = chunk[n - 1];
+    this.lineStart = last === LF && (n === 1 ? this.prevCr : chunk[n - 2] === CR);
+    this.prevCr = last === CR;
+    this.total += n;
     if (parts === null) return chunk;
     parts.push(chunk.subarray(sliceStart));
     return Buffer.concat(parts);

@@ -55,7 +55,18 @@ export interface QueuedRecipient extends EnvelopeRecipient {
   readonly attempts: number;
   /** The last reply or failure for this recipient, as text ("450 4.2.1 Mailbox busy"). */
   readonly lastReply: string | null;
+  /** RFC 3463 status of the last outcome ("4.2.1"), or null before the first attempt. */
+  readonly status: string | null;
+  /** Milliseconds since the epoch: when this recipient is due next (while it is queued). */
+  readonly nextAttemptAt: number;
 }
+
+/**
+ * Where a message came from. Generated messages are sent from the null sender; the origin tells
+ * the outcome recorder what to do when one of them fails (a DSN that fails goes to the
+ * postmaster; a notice to the postmaster that fails goes nowhere: never a loop).
+ */
+export type MessageOrigin = 'received' | 'dsn' | 'postmaster-notice';
 
 export interface QueuedMessage {
   readonly id: QueueId;
@@ -66,7 +77,11 @@ export interface QueuedMessage {
   readonly size: number;
   /** Milliseconds since the epoch: when the next delivery attempt is due. */
   readonly nextAttemptAt: number;
+  /** Delivery runs so far. */
   readonly attempts: number;
+  readonly origin: MessageOrigin;
+  /** Delay DSNs sent for this message so far. */
+  readonly delayWarnings: number;
 }
 
 export interface MessageFilter {
@@ -84,4 +99,66 @@ export interface Lease {
   readonly owner: string;
   /** Milliseconds since the epoch. */
   readonly expiresAt: number;
+}
+
+/** What became of a recipient in one delivery run. */
+export interface RecipientUpdate {
+  /** Position in the envelope. */
+  readonly index: number;
+  /** 'queued': a soft failure, due again at `nextAttemptAt`; anything else is final. */
+  readonly state: Exclude<RecipientState, 'deleted'>;
+  /** The reply or failure, as text: "550 5.1.1 User unknown". */
+  readonly lastReply: string;
+  /** RFC 3463 status. */
+  readonly status: string | null;
+  /** Required for 'queued'. */
+  readonly nextAttemptAt?: number;
+}
+
+/** One attempt to deliver to one or more recipients, kept for tracking. */
+export interface AttemptRecord {
+  /** Milliseconds since the epoch. */
+  readonly at: number;
+  /** Envelope positions of the recipients this attempt was for. */
+  readonly recipients: readonly number[];
+  /** "smtp:mx.example.test[192.0.2.1]:25", "lmtp:127.0.0.1:24", "maildir", "dns" … */
+  readonly nextHop: string | null;
+  /** The full reply or failure. */
+  readonly reply: string;
+  readonly outcome: 'delivered' | 'soft' | 'hard' | 'expired' | 'retry-now';
+  readonly status: string | null;
+}
+
+/** A body part of a generated message: bytes, or the stored body of a queued message. */
+export type GeneratedBodyPart = Uint8Array | { readonly copyOf: QueueId };
+
+/** A message Postern writes itself (a DSN), queued in the same transaction as the outcome behind it. */
+export interface GeneratedMessage {
+  readonly envelope: Envelope;
+  readonly origin: Exclude<MessageOrigin, 'received'>;
+  /** Concatenated in order; `copyOf` parts are copied inside the store (memory stays bounded). */
+  readonly body: readonly GeneratedBodyPart[];
+}
+
+/** The record of one delivery run of a leased message. */
+export interface DeliveryReport {
+  readonly lease: Lease;
+  readonly recipients: readonly RecipientUpdate[];
+  readonly attempts: readonly AttemptRecord[];
+  readonly generated: readonly GeneratedMessage[];
+  /** The message's new count of delay DSNs sent, when it changed. */
+  readonly delayWarnings?: number;
+}
+
+export interface DeliveryRecordResult {
+  /** False when the lease had passed to another worker: nothing was written. */
+  readonly applied: boolean;
+  /** Queue ids of the generated messages. */
+  readonly generated: readonly QueueId[];
+  /** Every recipient has a final outcome: the message is done. */
+  readonly finished: boolean;
+}
+
+export interface StoredAttempt extends AttemptRecord {
+  readonly messageId: QueueId;
 }

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { StoreError, type QueueStore } from '../../src/store/queue-store.js';
-import type { Envelope, EnvelopeRecipient } from '../../src/store/queue-types.js';
+import type { Envelope, EnvelopeRecipient, Lease, QueueId } from '../../src/store/queue-types.js';
 import { sampleBody, sampleClient, sampleEnvelope } from './fixtures/sample-message.js';
 
 export interface ContractStoreOptions {
@@ -171,9 +171,11 @@ export function runQueueStoreContract(name: string, open: OpenQueueStore): void 
         assert.deepEqual(message.envelope, envelope);
         assert.deepEqual(
           message.recipients,
-          recipients.map((r) => ({ ...r, state: 'queued', attempts: 0, lastReply: null })),
+          recipients.map((r) => ({ ...r, state: 'queued', attempts: 0, lastReply: null, status: null, nextAttemptAt: envelope.receivedAt })),
         );
         assert.equal(message.attempts, 0);
+        assert.equal(message.origin, 'received');
+        assert.equal(message.delayWarnings, 0);
         assert.ok(message.nextAttemptAt <= envelope.receivedAt, 'a new message is due at once');
         assert.deepEqual(current.getMessage(otherId)?.envelope, other);
       };
@@ -392,6 +394,203 @@ export function runQueueStoreContract(name: string, open: OpenQueueStore): void 
       assert.ok(store.readBody(committed).equals(sampleBody(100_000, 7)));
       assert.deepEqual(store.leaseDue('other', Date.now(), 10, 60_000), [], 'the lease survives too');
       assert.throws(() => store.readBody(unfinished.id), isStoreError);
+    });
+  });
+
+  // ── delivery ─────────────────────────────────────────────────────────────────────────────
+
+  const rcpt = (address: string): EnvelopeRecipient => ({ address, notify: null, orcpt: null });
+
+  async function collect(chunks: AsyncIterable<Buffer>): Promise<Buffer> {
+    const parts: Buffer[] = [];
+    for await (const c of chunks) parts.push(Buffer.from(c));
+    return Buffer.concat(parts);
+  }
+
+  function leaseOf(store: QueueStore, owner: string, now: number, id: QueueId): Lease {
+    const lease = store.leaseDue(owner, now, 100, 60_000).find((l) => l.id === id);
+    assert.ok(lease, `${owner} leases ${id}`);
+    return lease;
+  }
+
+  test(`${name}: bodyChunks streams a body byte-exact in bounded chunks; an unknown id throws`, { timeout: TEST_TIMEOUT_MS }, async () => {
+    await withStore(async ({ store }) => {
+      const body = sampleBody(300_000, 11);
+      const id = await storeMessage(store, body, sampleEnvelope(), 10_000);
+      let largest = 0;
+      const parts: Buffer[] = [];
+      for await (const c of store.bodyChunks(id)) {
+        largest = Math.max(largest, c.length);
+        parts.push(Buffer.from(c));
+      }
+      assert.ok(Buffer.concat(parts).equals(body));
+      assert.ok(largest <= 256 * 1024, `chunks stay small (largest ${largest})`);
+      assert.equal((await collect(store.bodyChunks(await storeMessage(store, new Uint8Array(0))))).length, 0);
+      await assert.rejects(collect(store.bodyChunks('nosuchid')), isStoreError);
+    });
+  });
+
+  test(`${name}: recordDelivery keeps per-recipient outcomes, reschedules to the earliest due recipient, releases the lease`, { timeout: TEST_TIMEOUT_MS }, async () => {
+    await withStore(async (subject) => {
+      let store = subject.store;
+      const t0 = 1_700_000_000_000;
+      const id = await storeMessage(store, Buffer.from('Subject: x\r\n\r\nbody\r\n'), sampleEnvelope({
+        receivedAt: t0, recipients: [rcpt('a@one.test'), rcpt('b@two.test'), rcpt('c@three.test')],
+      }));
+      const lease = leaseOf(store, 'W1', t0, id);
+      const result = await store.recordDelivery({
+        lease,
+        recipients: [
+          { index: 0, state: 'delivered', lastReply: '250 2.0.0 Ok: queued as X', status: '2.0.0' },
+          { index: 1, state: 'queued', lastReply: '450 4.2.1 Mailbox busy', status: '4.2.1', nextAttemptAt: t0 + 120_000 },
+          { index: 2, state: 'queued', lastReply: 'connect to 127.0.0.9:25: Connection refused', status: '4.4.1', nextAttemptAt: t0 + 60_000 },
+        ],
+        attempts: [
+          { at: t0 + 5, recipients: [0, 1], nextHop: 'smtp:mx.one.test[127.0.0.2]:25', reply: '250 2.0.0 Ok', outcome: 'delivered', status: '2.0.0' },
+          { at: t0 + 6, recipients: [2], nextHop: 'smtp:mx.three.test[127.0.0.9]:25', reply: 'Connection refused', outcome: 'soft', status: '4.4.1' },
+        ],
+        generated: [],
+        delayWarnings: 1,
+      });
+      assert.deepEqual(result, { applied: true, generated: [], finished: false });
+      const check = (current: QueueStore): void => {
+        const m = current.getMessage(id);
+        assert.ok(m);
+        assert.equal(m.state, 'queued');
+        assert.equal(m.attempts, 1);
+        assert.equal(m.delayWarnings, 1);
+        assert.equal(m.nextAttemptAt, t0 + 60_000, 'due with its earliest queued recipient');
+        assert.deepEqual(m.recipients.map((r) => [r.state, r.attempts, r.status, r.nextAttemptAt]), [
+          ['delivered', 1, '2.0.0', t0],
+          ['queued', 1, '4.2.1', t0 + 120_000],
+          ['queued', 1, '4.4.1', t0 + 60_000],
+        ]);
+        assert.equal(m.recipients[1].lastReply, '450 4.2.1 Mailbox busy');
+        const attempts = current.listAttempts(id);
+        assert.deepEqual(attempts.map((a) => [a.at, a.recipients, a.outcome, a.nextHop]), [
+          [t0 + 5, [0, 1], 'delivered', 'smtp:mx.one.test[127.0.0.2]:25'],
+          [t0 + 6, [2], 'soft', 'smtp:mx.three.test[127.0.0.9]:25'],
+        ]);
+      };
+      check(store);
+      assert.deepEqual(store.leaseDue('W2', t0 + 59_999, 10, 1000), [], 'not due yet, and the lease is gone');
+      assert.equal(store.nextWakeAt(), t0 + 60_000);
+      store = await subject.reopen();
+      check(store);
+
+      // A final outcome for a recipient that is final already changes nothing.
+      const lease2 = leaseOf(store, 'W2', t0 + 60_000, id);
+      await store.recordDelivery({
+        lease: lease2,
+        recipients: [
+          { index: 0, state: 'bounced', lastReply: 'late', status: '5.0.0' },
+          { index: 1, state: 'bounced', lastReply: '550 5.1.1 User unknown', status: '5.1.1' },
+          { index: 2, state: 'expired', lastReply: 'Connection refused', status: '5.4.7' },
+        ],
+        attempts: [],
+        generated: [],
+      });
+      const done = store.getMessage(id);
+      assert.ok(done);
+      assert.equal(done.state, 'done');
+      assert.equal(done.attempts, 2);
+      assert.deepEqual(done.recipients.map((r) => r.state), ['delivered', 'bounced', 'expired']);
+      assert.equal(done.recipients[0].lastReply, '250 2.0.0 Ok: queued as X');
+      assert.equal(store.readBody(id).length, 0, 'the body of a done message is dropped');
+      assert.equal(store.listAttempts(id).length, 2, 'the attempts are kept');
+      assert.deepEqual(store.counts(), { queued: 0, held: 0, done: 1 });
+      assert.equal(store.nextWakeAt(), null);
+      assert.deepEqual(store.leaseDue('W3', t0 + 1e9, 10, 1000), []);
+    });
+  });
+
+  test(`${name}: a report under a lease that passed to another worker is refused; the new owner's applies`, { timeout: TEST_TIMEOUT_MS }, async () => {
+    await withStore(async ({ store }) => {
+      const t0 = 1_700_000_000_000;
+      const id = await storeMessage(store, Buffer.from('x'), sampleEnvelope({ receivedAt: t0 }));
+      const dead = store.leaseDue('dead-worker', t0, 10, 1000)[0];
+      assert.equal(store.nextWakeAt(), t0 + 1000, 'wake when the lease expires');
+      const alive = store.leaseDue('alive', t0 + 1000, 10, 1000)[0];
+      assert.equal(alive.id, id);
+      const late = await store.recordDelivery({
+        lease: dead, recipients: [{ index: 0, state: 'delivered', lastReply: '250 ok', status: '2.0.0' }], attempts: [], generated: [],
+      });
+      assert.deepEqual(late, { applied: false, generated: [], finished: false });
+      assert.equal(store.getMessage(id)?.recipients[0].state, 'queued');
+      const ok = await store.recordDelivery({
+        lease: alive, recipients: [{ index: 0, state: 'delivered', lastReply: '250 ok', status: '2.0.0' }], attempts: [], generated: [],
+      });
+      assert.equal(ok.finished, true);
+    });
+  });
+
+  test(`${name}: generated messages are queued with the outcome, their bodies copied inside the store; onEnqueued reports them`, { timeout: TEST_TIMEOUT_MS }, async () => {
+    await withStore(async (subject) => {
+      let store = subject.store;
+      const seen: QueueId[][] = [];
+      const off = store.onEnqueued((ids) => seen.push([...ids]));
+      const t0 = 1_700_000_000_000;
+      const original = sampleBody(200_000, 21);
+      const id = await storeMessage(store, original, sampleEnvelope({ receivedAt: t0 }));
+      assert.deepEqual(seen, [[id]], 'a received message is announced once it is durable');
+      const lease = leaseOf(store, 'W', t0, id);
+      const dsnEnvelope = sampleEnvelope({ sender: '', recipients: [rcpt('sender@example.org')], receivedAt: t0 + 10, sessionId: 'dsn' });
+      const head = Buffer.from('Content-Type: multipart/report\r\n\r\n--b\r\n');
+      const tail = Buffer.from('\r\n--b--\r\n');
+      const result = await store.recordDelivery({
+        lease,
+        recipients: [{ index: 0, state: 'bounced', lastReply: '550 5.1.1 User unknown', status: '5.1.1' }],
+        attempts: [{ at: t0 + 10, recipients: [0], nextHop: null, reply: '550 5.1.1 User unknown', outcome: 'hard', status: '5.1.1' }],
+        generated: [
+          { envelope: dsnEnvelope, origin: 'dsn', body: [head, { copyOf: id }, tail] },
+          { envelope: { ...dsnEnvelope, recipients: [rcpt('postmaster@mx.test')] }, origin: 'postmaster-notice', body: [head, tail] },
+        ],
+      });
+      assert.equal(result.applied, true);
+      assert.equal(result.finished, true);
+      assert.equal(result.generated.length, 2);
+      assert.deepEqual(seen.slice(1), [result.generated]);
+      off();
+      const check = async (current: QueueStore): Promise<void> => {
+        const [dsnId, noticeId] = result.generated;
+        const dsn = current.getMessage(dsnId);
+        assert.ok(dsn);
+        assert.equal(dsn.origin, 'dsn');
+        assert.equal(dsn.state, 'queued');
+        assert.deepEqual(dsn.envelope, dsnEnvelope);
+        assert.equal(dsn.nextAttemptAt, t0 + 10);
+        const expected = Buffer.concat([head, original, tail]);
+        assert.equal(dsn.size, expected.length);
+        assert.ok((await collect(current.bodyChunks(dsnId))).equals(expected));
+        assert.ok(current.readBody(dsnId).equals(expected));
+        assert.equal(current.getMessage(noticeId)?.origin, 'postmaster-notice');
+        assert.equal(current.getMessage(id)?.state, 'done');
+      };
+      await check(store);
+      store = await subject.reopen();
+      await check(store);
+      assert.deepEqual(store.leaseDue('X', t0 + 10, 10, 1000).map((l) => l.id).sort(), [...result.generated].sort());
+    });
+  });
+
+  test(`${name}: reports made together are each applied or refused on their own`, { timeout: TEST_TIMEOUT_MS }, async () => {
+    await withStore(async ({ store }) => {
+      const t0 = 1_700_000_000_000;
+      const ids = await Promise.all([1, 2, 3].map((i) => storeMessage(store, Buffer.from(`m${i}`), sampleEnvelope({ receivedAt: t0 + i }))));
+      const leases = store.leaseDue('W', t0 + 10, 10, 60_000);
+      assert.equal(leases.length, 3);
+      const [a, b, c] = await Promise.allSettled([
+        store.recordDelivery({ lease: leases[0], recipients: [{ index: 0, state: 'delivered', lastReply: '250 ok', status: '2.0.0' }], attempts: [], generated: [] }),
+        // Broken: a queued recipient needs its next attempt time.
+        store.recordDelivery({ lease: leases[1], recipients: [{ index: 0, state: 'queued', lastReply: '450 later', status: '4.0.0' }], attempts: [], generated: [] }),
+        store.recordDelivery({ lease: leases[2], recipients: [{ index: 0, state: 'bounced', lastReply: '550 no', status: '5.0.0' }], attempts: [], generated: [] }),
+      ]);
+      assert.equal(a.status, 'fulfilled');
+      assert.equal(b.status, 'rejected');
+      assert.ok(b.status === 'rejected' && isStoreError(b.reason));
+      assert.equal(c.status, 'fulfilled');
+      assert.deepEqual(ids.map((id) => store.getMessage(id)?.recipients[0].state), ['delivered', 'queued', 'bounced']);
+      assert.equal(store.getMessage(ids[1])?.recipients[0].attempts, 0, 'the refused report left no trace');
     });
   });
 }

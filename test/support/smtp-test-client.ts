@@ -51,9 +51,10 @@ export class SmtpTestClient {
     socket.on('error', () => undefined);
   }
 
-  static connect(port: number, host = '127.0.0.1'): Promise<SmtpTestClient> {
+  /** `localAddress`: the client's own address, e.g. 127.0.0.10 to be another client on loopback. */
+  static connect(port: number, host = '127.0.0.1', localAddress?: string): Promise<SmtpTestClient> {
     return new Promise((resolve, reject) => {
-      const s = connect({ port, host }, () => resolve(new SmtpTestClient(s)));
+      const s = connect({ port, host, ...(localAddress ? { localAddress } : {}) }, () => resolve(new SmtpTestClient(s)));
       s.once('error', reject);
     });
   }

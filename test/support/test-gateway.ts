@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseConfigText } from '../../src/config/load-config.js';
 import type { PosternConfig } from '../../src/config/config-schema.js';
-import { Gateway } from '../../src/gateway.js';
+import { Gateway, type GatewayOptions } from '../../src/gateway.js';
 import { createLogger, silentLogger } from '../../src/observability/logger.js';
 import type { PolicyEngine } from '../../src/policy/session-policy.js';
 import type { Authenticator } from '../../src/server/authenticator.js';
@@ -30,6 +30,8 @@ export interface TestGatewayOptions {
   /** store.min_free_space (default 0). */
   readonly minFreeSpace?: string;
   readonly authenticator?: Authenticator;
+  /** Delivery is off unless asked for: true, or the delivery's test clock and randomness. */
+  readonly delivery?: GatewayOptions['delivery'] | true;
 }
 
 export async function startTestGateway(yaml = '', opts: TestGatewayOptions = {}): Promise<TestGateway> {
@@ -42,7 +44,12 @@ export async function startTestGateway(yaml = '', opts: TestGatewayOptions = {})
   ].join('\n');
   const config = parseConfigText(text, 'test.yaml', { baseDir: dir });
   const log = process.env.POSTERN_TEST_LOG ? createLogger('debug', 2) : silentLogger();
-  const gateway = await Gateway.start({ config, log, policy: opts.policy, authenticator: opts.authenticator });
+  const delivery = opts.delivery === true ? undefined : (opts.delivery ?? false);
+  const clock = delivery ? delivery.clock : undefined;
+  const gateway = await Gateway.start({
+    config, log, policy: opts.policy, authenticator: opts.authenticator, delivery,
+    ...(clock ? { clock: () => clock.now() } : {}),
+  });
   return {
     gateway,
     port: gateway.bound[0].port,

@@ -57,6 +57,12 @@ export interface ServerSessionOptions {
   readonly requireAuth?: boolean;
   /** Failed AUTH attempts in one session before 421 4.7.0 (default 3). */
   readonly maxAuthFailures?: number;
+  /**
+   * Builds the replies the session gives by itself (default: the catalogue's `reply`). The
+   * adapter passes the policy's, so its code/text overrides apply to size, recipient and
+   * message-count refusals too.
+   */
+  readonly renderReply?: (id: ReplyId, vars: ReplyVars, extraLines?: readonly string[]) => Reply;
 }
 
 /** Commands allowed before STARTTLS when TLS is required (as Postfix with smtpd_tls_security_level=encrypt). */
@@ -264,8 +270,12 @@ export class ServerSession {
     this.events.push({ type: 'replied', reply: r, command: this.currentVerb });
   }
 
+  private render(id: ReplyId, vars?: ReplyVars, extra?: readonly string[]): Reply {
+    return (this.opts.renderReply ?? reply)(id, { hostname: this.hostname, ...vars }, extra);
+  }
+
   private sendId(id: ReplyId, vars?: ReplyVars, extra?: readonly string[]): void {
-    this.send(reply(id, { hostname: this.hostname, ...vars }, extra));
+    this.send(this.render(id, vars, extra));
   }
 
   private closeWith(id: ReplyId, reason: CloseReason): void {
@@ -494,7 +504,7 @@ export class ServerSession {
     if (refusal) {
       // RFC 3030 §4.2: the chunk is read (and dropped) before the reply.
       if (refusal !== 'data.no-valid-recipients') this.errors++;
-      this.beginChunk(size, last, reply(refusal, { hostname: this.hostname }));
+      this.beginChunk(size, last, this.render(refusal));
       return;
     }
     this.pending = { kind: 'data-start', bdat: { size, last } };
@@ -616,14 +626,14 @@ export class ServerSession {
       this.closeWith('service.shutting-down', 'shutdown');
       return;
     }
-    this.send(v.reply ?? reply('greeting', { hostname: this.hostname, banner: this.opts.banner }));
+    this.send(v.reply ?? this.render('greeting', { banner: this.opts.banner }));
     this.phase = 'fresh';
   }
 
   /** Sends the verdict's reply (or the default) and applies a disconnect. Returns true if accepted. */
   private applyVerdict(v: Verdict, defaultId: ReplyId, vars?: ReplyVars): boolean {
     if (v.kind === 'accept') {
-      this.send(v.reply ?? reply(defaultId, { hostname: this.hostname, ...vars }));
+      this.send(v.reply ?? this.render(defaultId, vars));
       return true;
     }
     if (v.kind === 'refuse') throw new Error('refuse is a connect verdict only');
@@ -641,7 +651,7 @@ export class ServerSession {
       this.applyVerdict(v, 'helo.ok');
       return;
     }
-    const first = v.reply ?? reply('helo.ok', { hostname: this.hostname, client: this.opts.clientName });
+    const first = v.reply ?? this.render('helo.ok', { client: this.opts.clientName });
     const lines = p.verb === 'EHLO'
       ? [...first.lines, ...ehloKeywords({
         maxMessageSize: this.limits.maxMessageSize,
@@ -778,7 +788,7 @@ export class ServerSession {
       // The declared chunk does not fit: refuse it now, read and drop its bytes.
       this.abortMessage('too-big');
       this.resetTransaction();
-      refusal = reply('data.size-exceeded');
+      refusal = this.render('data.size-exceeded');
     }
     this.chunk = { remaining: size, last, size, refusal };
     this.mode = 'bdat';

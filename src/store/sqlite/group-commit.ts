@@ -1,20 +1,24 @@
 /**
- * Group commit: many sessions finish DATA within the same event-loop turn, and each needs an
- * fsync before its "250 queued". Instead of one fsync each, commits submitted during a turn are
- * collected and written by one synchronous batch (one transaction, one fsync) in the following
- * check phase (setImmediate); then every submitter's promise settles with the batch's outcome.
+ * Group commit: many sessions finish DATA close together, and each needs its message on stable
+ * storage before its "250 queued". Commits submitted during one event-loop turn are written
+ * together in one transaction (in the following check phase, setImmediate) WITHOUT an fsync;
+ * then one asynchronous fsync (`sync`, run on libuv's thread pool) makes every transaction
+ * written before it started durable at once, and their submitters' promises settle.
  *
- * While a batch runs the event loop is blocked (better-sqlite3 is synchronous), so commits that
- * arrive meanwhile pile up and form the next, larger batch: batching adapts to the load by itself.
+ * The event loop is not blocked while the disk flushes: sessions keep receiving, their commits
+ * are written meanwhile and wait for the next fsync, so batches grow with the load by themselves
+ * (one fsync in flight at a time, Postgres-style). Without `sync`, `writeBatch` must make the
+ * batch durable itself (synchronously), as with SQLite's synchronous=FULL.
  */
 
 export interface GroupCommitStats {
-  /** Batches written (successful or not). */
+  /** Durability points (fsyncs) completed, successful or not. */
   readonly batches: number;
-  /** Items whose batch succeeded. */
+  /** Items made durable. */
   readonly committed: number;
-  /** Items whose batch failed. */
+  /** Items whose write or fsync failed. */
   readonly failed: number;
+  /** Most items made durable by one fsync. */
   readonly largestBatch: number;
 }
 
@@ -24,58 +28,117 @@ interface PendingCommit<Item> {
   readonly reject: (reason: unknown) => void;
 }
 
+export interface GroupCommitterOptions<Item> {
+  /** Writes all items in one transaction; throws when nothing of the batch was kept. */
+  readonly writeBatch: (items: readonly Item[]) => void;
+  /** Cleans up after a failed write or fsync and returns the reason every submitter is rejected with. */
+  readonly failBatch: (items: readonly Item[], error: unknown) => unknown;
+  /** Makes everything written so far durable (an fsync), asynchronously. Absent: writeBatch is durable by itself. */
+  readonly sync?: () => Promise<void>;
+  /** The same, synchronously: used when closing. */
+  readonly syncNow?: () => void;
+  /** Called with the items once they are durable (before their promises resolve). */
+  readonly onDurable?: (items: readonly Item[]) => void;
+}
+
 export class GroupCommitter<Item> {
   private pending: PendingCommit<Item>[] = [];
+  /** Written, waiting for the next fsync. */
+  private written: PendingCommit<Item>[] = [];
   private scheduled: NodeJS.Immediate | null = null;
+  private syncing: Promise<void> | null = null;
   private batches = 0;
   private committed = 0;
   private failed = 0;
   private largestBatch = 0;
 
-  constructor(
-    /** Writes and makes durable all items at once; throws when nothing of the batch was kept. */
-    private readonly writeBatch: (items: readonly Item[]) => void,
-    /** Cleans up after a failed batch and returns the reason every submitter is rejected with. */
-    private readonly failBatch: (items: readonly Item[], error: unknown) => unknown,
-  ) {}
+  constructor(private readonly opts: GroupCommitterOptions<Item>) {}
 
-  /** Resolves once `item` is durable, together with everything else submitted in this turn. */
+  /** Resolves once `item` is durable, together with everything else written before the same fsync. */
   submit(item: Item): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       this.pending.push({ item, resolve, reject });
       this.scheduled ??= setImmediate(() => {
         this.scheduled = null;
-        this.flush();
+        this.write();
+        this.startSync();
       });
     });
   }
 
-  /** Writes whatever is pending now, synchronously (used by close). */
+  /** Writes what is pending and makes everything durable, synchronously (used by close). */
   flush(): void {
     if (this.scheduled !== null) {
       clearImmediate(this.scheduled);
       this.scheduled = null;
     }
+    this.write();
+    if (this.written.length === 0) return;
+    const batch = this.written;
+    this.written = [];
+    try {
+      this.opts.syncNow?.();
+    } catch (error) {
+      this.settleFailed(batch, error);
+      return;
+    }
+    this.settleDurable(batch);
+  }
+
+  /** Waits until nothing is pending or in flight (for close). */
+  async drain(): Promise<void> {
+    while (this.syncing) await this.syncing;
+  }
+
+  private write(): void {
     const batch = this.pending;
     if (batch.length === 0) return;
     this.pending = [];
-    const items = batch.map((commit) => commit.item);
-    this.batches += 1;
-    this.largestBatch = Math.max(this.largestBatch, batch.length);
     try {
-      this.writeBatch(items);
+      this.opts.writeBatch(batch.map((c) => c.item));
     } catch (error) {
-      this.failed += batch.length;
-      const reason = this.failBatch(items, error);
-      for (const commit of batch) commit.reject(reason);
+      this.settleFailed(batch, error);
       return;
     }
+    if (this.opts.sync) {
+      this.written.push(...batch);
+    } else {
+      this.settleDurable(batch);
+    }
+  }
+
+  /** One fsync at a time; whatever was written while it ran waits for the next one. */
+  private startSync(): void {
+    const sync = this.opts.sync;
+    if (!sync || this.syncing || this.written.length === 0) return;
+    const batch = this.written;
+    this.written = [];
+    this.syncing = sync().then(
+      () => this.settleDurable(batch),
+      (error: unknown) => this.settleFailed(batch, error),
+    ).finally(() => {
+      this.syncing = null;
+      this.startSync();
+    });
+  }
+
+  private settleDurable(batch: PendingCommit<Item>[]): void {
+    this.batches += 1;
+    this.largestBatch = Math.max(this.largestBatch, batch.length);
     this.committed += batch.length;
-    for (const commit of batch) commit.resolve();
+    this.opts.onDurable?.(batch.map((c) => c.item));
+    for (const c of batch) c.resolve();
+  }
+
+  private settleFailed(batch: PendingCommit<Item>[], error: unknown): void {
+    this.batches += 1;
+    this.failed += batch.length;
+    const reason = this.opts.failBatch(batch.map((c) => c.item), error);
+    for (const c of batch) c.reject(reason);
   }
 
   get pendingCount(): number {
-    return this.pending.length;
+    return this.pending.length + this.written.length;
   }
 
   stats(): GroupCommitStats {

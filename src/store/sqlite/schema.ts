@@ -9,7 +9,7 @@
  */
 import type Database from 'better-sqlite3';
 
-const MIGRATIONS: readonly string[] = [
+export const MIGRATIONS: readonly string[] = [
   // 1: messages, recipients, body chunks.
   `
   CREATE TABLE messages (
@@ -50,6 +50,32 @@ const MIGRATIONS: readonly string[] = [
     message_id  TEXT NOT NULL,                 -- no foreign key: chunks are written before the message row
     seq         INTEGER NOT NULL,
     data        BLOB NOT NULL,
+    PRIMARY KEY (message_id, seq)
+  );
+  `,
+  // 2: delivery — per-recipient schedule and status, message origin and delay warnings, attempts.
+  `
+  ALTER TABLE recipients ADD COLUMN next_attempt_at INTEGER NOT NULL DEFAULT 0;  -- ms since the epoch
+  ALTER TABLE recipients ADD COLUMN status TEXT;                                 -- RFC 3463 status of the last outcome
+  UPDATE recipients SET next_attempt_at = (SELECT m.next_attempt_at FROM messages m WHERE m.id = recipients.message_id);
+  ALTER TABLE messages ADD COLUMN origin TEXT NOT NULL DEFAULT 'received'
+    CHECK (origin IN ('received', 'dsn', 'postmaster-notice'));
+  ALTER TABLE messages ADD COLUMN delay_warnings INTEGER NOT NULL DEFAULT 0;
+  CREATE INDEX messages_lease ON messages (lease_expires_at) WHERE lease_owner IS NOT NULL;
+  -- leaseDue takes the oldest due first (ORDER BY next_attempt_at, id): with id in the index that
+  -- is a walk from its start, not a sort of everything due.
+  DROP INDEX messages_due;
+  CREATE INDEX messages_due ON messages (state, next_attempt_at, id);
+
+  CREATE TABLE attempts (
+    message_id  TEXT NOT NULL REFERENCES messages (id) ON DELETE CASCADE,
+    seq         INTEGER NOT NULL,
+    at          INTEGER NOT NULL,              -- ms since the epoch
+    recipients  TEXT NOT NULL,                 -- envelope positions as a JSON array
+    next_hop    TEXT,
+    reply       TEXT NOT NULL,
+    outcome     TEXT NOT NULL CHECK (outcome IN ('delivered', 'soft', 'hard', 'expired', 'retry-now')),
+    status      TEXT,
     PRIMARY KEY (message_id, seq)
   );
   `,

@@ -27,11 +27,16 @@ import {
   type StoreAdmission,
 } from '../queue-store.js';
 import type {
+  AttemptRecord,
   ClientInfo,
+  DeliveryRecordResult,
+  DeliveryReport,
   Envelope,
   EnvelopeRecipient,
+  GeneratedMessage,
   Lease,
   MessageFilter,
+  MessageOrigin,
   MessageState,
   NotifyParam,
   OriginalRecipient,
@@ -39,6 +44,7 @@ import type {
   QueuedMessage,
   QueuedRecipient,
   RecipientState,
+  StoredAttempt,
 } from '../queue-types.js';
 import { FreeSpaceMonitor } from './free-space-monitor.js';
 import { GroupCommitter } from './group-commit.js';
@@ -93,6 +99,14 @@ export interface SqliteStorageStats {
   readonly databaseBytes: number;
 }
 
+interface PendingReport {
+  readonly report: DeliveryReport;
+  readonly resolve: (r: DeliveryRecordResult) => void;
+  readonly reject: (e: unknown) => void;
+}
+
+type ReportOutcome = { readonly ok: true; readonly result: DeliveryRecordResult } | { readonly ok: false; readonly error: unknown };
+
 interface PendingCommit {
   readonly message: SqliteIncomingMessage;
   readonly envelope: Envelope;
@@ -112,6 +126,8 @@ interface MessageRow {
   size: number;
   next_attempt_at: number;
   attempts: number;
+  origin: MessageOrigin;
+  delay_warnings: number;
 }
 
 interface RecipientRow {
@@ -121,10 +137,22 @@ interface RecipientRow {
   state: RecipientState;
   attempts: number;
   last_reply: string | null;
+  status: string | null;
+  next_attempt_at: number;
+}
+
+interface AttemptRow {
+  message_id: string;
+  at: number;
+  recipients: string;
+  next_hop: string | null;
+  reply: string;
+  outcome: AttemptRecord['outcome'];
+  status: string | null;
 }
 
 const MESSAGE_COLUMNS =
-  'id, state, sender, ret, envid, body, smtputf8, client, session_id, received_at, size, next_attempt_at, attempts';
+  'id, state, sender, ret, envid, body, smtputf8, client, session_id, received_at, size, next_attempt_at, attempts, origin, delay_warnings';
 
 /** Lower-cased domain of an address (after the last '@'), or null for one without ("Postmaster"). */
 function recipientDomain(address: string): string | null {
@@ -139,12 +167,18 @@ export class SqliteQueueStore implements QueueStore {
   private readonly ids: QueueIdGenerator;
   private readonly freeSpace: FreeSpaceMonitor;
   private readonly committer: GroupCommitter<PendingCommit>;
+  private walFd: number | null = null;
   private readonly maxBytes: number | null;
   private closing: Promise<void> | null = null;
 
   private readonly sql: ReturnType<typeof prepareStatements>;
   private readonly writeCommitBatch: (batch: readonly PendingCommit[]) => void;
   private readonly claimDue: (owner: string, now: number, max: number, leaseMs: number) => Lease[];
+  private readonly applyReports: (batch: readonly PendingReport[]) => ReportOutcome[];
+  /** Delivery reports of this event-loop turn, written in one transaction (see recordDelivery). */
+  private pendingReports: PendingReport[] = [];
+  private reportFlush: NodeJS.Immediate | null = null;
+  private readonly enqueuedListeners = new Set<(ids: readonly QueueId[]) => void>();
   private readonly messageSink: MessageSink = {
     insertChunk: (id, seq, data) => this.insertChunk(id, seq, data),
     discardChunks: (id) => this.discardChunks(id),
@@ -182,53 +216,143 @@ export class SqliteQueueStore implements QueueStore {
     this.sql = prepareStatements(db);
 
     const sql = this.sql;
+    const insertEnvelope = (id: QueueId, envelope: Envelope, size: number, origin: MessageOrigin): void => {
+      sql.insertMessage.run({
+        id,
+        sender: envelope.sender,
+        ret: envelope.ret,
+        envid: envelope.envid,
+        body: envelope.body,
+        smtputf8: envelope.smtputf8 ? 1 : 0,
+        client: JSON.stringify(envelope.client),
+        session_id: envelope.sessionId,
+        received_at: envelope.receivedAt,
+        size,
+        next_attempt_at: envelope.receivedAt,
+        origin,
+      });
+      envelope.recipients.forEach((recipient, idx) => {
+        sql.insertRecipient.run({
+          message_id: id,
+          idx,
+          address: recipient.address,
+          domain: recipientDomain(recipient.address),
+          notify: recipient.notify === null ? null : JSON.stringify(recipient.notify),
+          orcpt: recipient.orcpt === null ? null : JSON.stringify(recipient.orcpt),
+          next_attempt_at: envelope.receivedAt,
+        });
+      });
+    };
     const insertBatch = db.transaction((batch: readonly PendingCommit[]) => {
       for (const { message, envelope } of batch) {
         const tail = message.takeBufferedTail();
         if (tail !== null) sql.insertChunk.run(message.id, tail.seq, tail.data);
-        sql.insertMessage.run({
-          id: message.id,
-          sender: envelope.sender,
-          ret: envelope.ret,
-          envid: envelope.envid,
-          body: envelope.body,
-          smtputf8: envelope.smtputf8 ? 1 : 0,
-          client: JSON.stringify(envelope.client),
-          session_id: envelope.sessionId,
-          received_at: envelope.receivedAt,
-          size: message.size,
-          next_attempt_at: envelope.receivedAt,
-        });
-        envelope.recipients.forEach((recipient, idx) => {
-          sql.insertRecipient.run({
-            message_id: message.id,
-            idx,
-            address: recipient.address,
-            domain: recipientDomain(recipient.address),
-            notify: recipient.notify === null ? null : JSON.stringify(recipient.notify),
-            orcpt: recipient.orcpt === null ? null : JSON.stringify(recipient.orcpt),
-          });
-        });
+        insertEnvelope(message.id, envelope, message.size, 'received');
       }
     });
     this.writeCommitBatch = (batch) => {
-      // FULL makes this COMMIT fsync the WAL; everything else on this connection stays NORMAL.
-      // (exec, not a prepared statement: SQLite applies this pragma when compiling it.)
-      db.exec('PRAGMA synchronous = FULL');
-      try {
-        insertBatch.immediate(batch);
-      } finally {
-        db.exec('PRAGMA synchronous = NORMAL');
-      }
+      // synchronous=NORMAL: this COMMIT appends to the WAL without an fsync; the group committer
+      // then fdatasyncs the WAL once for every transaction written before it (see group-commit.ts).
+      insertBatch.immediate(batch);
     };
 
-    this.committer = new GroupCommitter<PendingCommit>(
-      (batch) => this.writeCommitBatch(batch),
-      (batch, error) => {
+    /** A generated message: its body parts as chunk rows (copies made inside SQLite), then its envelope. */
+    const insertGenerated = (generated: GeneratedMessage): QueueId => {
+      const id = this.ids.next();
+      let seq = 0;
+      let size = 0;
+      for (const part of generated.body) {
+        if (part instanceof Uint8Array) {
+          for (let offset = 0; offset < part.length; offset += BODY_CHUNK_BYTES) {
+            const piece = part.subarray(offset, Math.min(part.length, offset + BODY_CHUNK_BYTES));
+            sql.insertChunk.run(id, seq++, piece);
+            size += piece.length;
+          }
+          continue;
+        }
+        const extent = sql.chunkExtent.get(part.copyOf);
+        if (extent === undefined || extent.chunks === 0) continue;
+        sql.copyChunks.run({ target: id, offset: seq, source: part.copyOf });
+        seq += extent.last_seq + 1;
+        size += extent.bytes;
+      }
+      insertEnvelope(id, generated.envelope, size, generated.origin);
+      return id;
+    };
+
+    const applyReport = db.transaction((report: DeliveryReport): DeliveryRecordResult => {
+      const { lease } = report;
+      const owner = sql.selectLeaseOwner.get(lease.id);
+      if (owner === undefined || owner.state !== 'queued' || owner.lease_owner !== lease.owner) {
+        return { applied: false, generated: [], finished: false };
+      }
+      for (const u of report.recipients) {
+        if (u.state === 'queued' && u.nextAttemptAt === undefined) {
+          throw new StoreError('io', `recipient ${u.index} of ${lease.id} stays queued without a next attempt time`);
+        }
+        sql.updateRecipient.run({
+          message_id: lease.id,
+          idx: u.index,
+          state: u.state,
+          last_reply: u.lastReply,
+          status: u.status,
+          next_attempt_at: u.nextAttemptAt ?? null,
+        });
+      }
+      let seq = sql.nextAttemptSeq.get(lease.id)?.next ?? 0;
+      for (const a of report.attempts) {
+        sql.insertAttempt.run({
+          message_id: lease.id,
+          seq: seq++,
+          at: a.at,
+          recipients: JSON.stringify(a.recipients),
+          next_hop: a.nextHop,
+          reply: a.reply,
+          outcome: a.outcome,
+          status: a.status,
+        });
+      }
+      const generated = report.generated.map(insertGenerated);
+      const open = sql.queuedRecipientSummary.get(lease.id);
+      const finished = open === undefined || open.open === 0;
+      if (finished) {
+        sql.finishMessage.run(lease.id);
+        sql.deleteChunks.run(lease.id);
+      } else {
+        sql.rescheduleMessage.run({
+          id: lease.id,
+          next_attempt_at: open.next_attempt_at,
+          delay_warnings: report.delayWarnings ?? null,
+        });
+      }
+      return { applied: true, generated, finished };
+    });
+    // One transaction for the batch; each report in a savepoint of its own (a nested
+    // better-sqlite3 transaction), so one that fails leaves the others written.
+    this.applyReports = db.transaction((batch: readonly PendingReport[]): ReportOutcome[] => batch.map(({ report }) => {
+      try {
+        return { ok: true, result: applyReport(report) };
+      } catch (error) {
+        return { ok: false, error };
+      }
+    })).immediate;
+
+    // The WAL, opened once for fdatasync: the WAL is appended in order, so one fdatasync makes
+    // every transaction written before it durable (what synchronous=FULL does at each COMMIT),
+    // without blocking the event loop. Checkpoints still sync WAL and database themselves
+    // (synchronous=NORMAL), so frames are only overwritten once they are in the synced database.
+    const walFd = fs.openSync(`${this.databasePath}-wal`, 'r');
+    this.walFd = walFd;
+    this.committer = new GroupCommitter<PendingCommit>({
+      writeBatch: (batch) => this.writeCommitBatch(batch),
+      failBatch: (batch, error) => {
         for (const { message } of batch) message.commitFailed();
         return toStoreError(error, 'cannot commit message');
       },
-    );
+      sync: () => new Promise<void>((resolve, reject) => fs.fdatasync(walFd, (err) => (err ? reject(err) : resolve()))),
+      syncNow: () => fs.fdatasyncSync(walFd),
+      onDurable: (batch) => this.notifyEnqueued(batch.map((b) => b.message.id)),
+    });
 
     this.claimDue = db
       .transaction((owner: string, now: number, max: number, leaseMs: number): Lease[] => {
@@ -338,6 +462,102 @@ export class SqliteQueueStore implements QueueStore {
     });
   }
 
+  // ---- delivery ----
+
+  async *bodyChunks(id: QueueId): AsyncGenerator<Buffer> {
+    const row = this.guard(`cannot read the body of ${id}`, () => this.sql.selectMessage.get(id));
+    if (row === undefined) throw new StoreError('io', `no message ${id} in the queue`);
+    let seq = -1;
+    let total = 0;
+    for (;;) {
+      const chunk = this.guard(`cannot read the body of ${id}`, () => this.sql.selectChunkAfter.get(id, seq));
+      if (chunk === undefined) break;
+      seq = chunk.seq;
+      total += chunk.data.length;
+      yield chunk.data;
+    }
+    if (total !== row.size) {
+      throw new StoreError('io', `the body of ${id} is incomplete (${total} of ${row.size} bytes): finished elsewhere meanwhile?`);
+    }
+  }
+
+  nextWakeAt(): number | null {
+    return this.guard('cannot read the queue schedule', () => {
+      const due = this.sql.nextUnleasedDue.get()?.t ?? null;
+      const expiry = this.sql.nextLeaseExpiry.get()?.t ?? null;
+      if (due === null) return expiry;
+      return expiry === null ? due : Math.min(due, expiry);
+    });
+  }
+
+  /**
+   * Reports of one event-loop turn share one transaction (as commits do): deliveries finishing
+   * together cost one WAL append, not one each. Not fsync'd by itself: outcome and DSNs are
+   * atomic, so a power loss can only undo both, and the message is delivered again (at least
+   * once); the next commit's fsync or checkpoint makes it durable.
+   */
+  recordDelivery(report: DeliveryReport): Promise<DeliveryRecordResult> {
+    if (this.closing !== null || !this.db.open) return Promise.reject(new StoreError('io', 'queue store is closed'));
+    return new Promise((resolve, reject) => {
+      this.pendingReports.push({ report, resolve, reject });
+      this.reportFlush ??= setImmediate(() => this.flushReports());
+    });
+  }
+
+  private flushReports(): void {
+    this.reportFlush = null;
+    const batch = this.pendingReports;
+    this.pendingReports = [];
+    if (batch.length === 0) return;
+    let outcomes: ReportOutcome[];
+    try {
+      outcomes = this.guard('cannot record deliveries', () => this.applyReports(batch));
+    } catch (error) {
+      for (const p of batch) p.reject(error);
+      return;
+    }
+    const generated: QueueId[] = [];
+    outcomes.forEach((o, i) => {
+      if (o.ok) {
+        generated.push(...o.result.generated);
+        batch[i].resolve(o.result);
+      } else {
+        batch[i].reject(toStoreError(o.error, `cannot record the delivery of ${batch[i].report.lease.id}`));
+      }
+    });
+    if (generated.length > 0) this.notifyEnqueued(generated);
+  }
+
+  listAttempts(id: QueueId): StoredAttempt[] {
+    return this.guard(`cannot read the attempts of ${id}`, () =>
+      this.sql.selectAttempts.all(id).map((row) => ({
+        messageId: row.message_id,
+        at: row.at,
+        recipients: JSON.parse(row.recipients) as number[],
+        nextHop: row.next_hop,
+        reply: row.reply,
+        outcome: row.outcome,
+        status: row.status,
+      })));
+  }
+
+  onEnqueued(listener: (ids: readonly QueueId[]) => void): () => void {
+    this.enqueuedListeners.add(listener);
+    return () => {
+      this.enqueuedListeners.delete(listener);
+    };
+  }
+
+  private notifyEnqueued(ids: readonly QueueId[]): void {
+    for (const listener of this.enqueuedListeners) {
+      try {
+        listener(ids);
+      } catch {
+        // A listener's trouble is its own; the messages are durable either way.
+      }
+    }
+  }
+
   // ---- leases ----
 
   leaseDue(owner: string, now: number, max: number, leaseMs: number): Lease[] {
@@ -395,13 +615,17 @@ export class SqliteQueueStore implements QueueStore {
     this.closing ??= new Promise<void>((resolve, reject) => {
       // Let commits submitted in this turn join a last batch, then close.
       setImmediate(() => {
-        try {
-          this.committer.flush();
-          this.db.close();
-          resolve();
-        } catch (error) {
-          reject(toStoreError(error, 'cannot close the queue store'));
-        }
+        void this.committer.drain().then(() => {
+          try {
+            this.committer.flush();
+            this.db.close();
+            if (this.walFd !== null) fs.closeSync(this.walFd);
+            this.walFd = null;
+            resolve();
+          } catch (error) {
+            reject(toStoreError(error, 'cannot close the queue store'));
+          }
+        });
       });
     });
     return this.closing;
@@ -433,6 +657,8 @@ export class SqliteQueueStore implements QueueStore {
       state: r.state,
       attempts: r.attempts,
       lastReply: r.last_reply,
+      status: r.status,
+      nextAttemptAt: r.next_attempt_at,
     }));
     const envelope: Envelope = {
       sender: row.sender,
@@ -453,6 +679,8 @@ export class SqliteQueueStore implements QueueStore {
       size: row.size,
       nextAttemptAt: row.next_attempt_at,
       attempts: row.attempts,
+      origin: row.origin,
+      delayWarnings: row.delay_warnings,
     };
   }
 }
@@ -476,9 +704,10 @@ function prepareStatements(db: Database.Database) {
       received_at: number;
       size: number;
       next_attempt_at: number;
+      origin: MessageOrigin;
     }>(
-      `INSERT INTO messages (id, state, sender, ret, envid, body, smtputf8, client, session_id, received_at, size, next_attempt_at)
-       VALUES (@id, 'queued', @sender, @ret, @envid, @body, @smtputf8, @client, @session_id, @received_at, @size, @next_attempt_at)`,
+      `INSERT INTO messages (id, state, sender, ret, envid, body, smtputf8, client, session_id, received_at, size, next_attempt_at, origin)
+       VALUES (@id, 'queued', @sender, @ret, @envid, @body, @smtputf8, @client, @session_id, @received_at, @size, @next_attempt_at, @origin)`,
     ),
     insertRecipient: db.prepare<{
       message_id: string;
@@ -487,13 +716,77 @@ function prepareStatements(db: Database.Database) {
       domain: string | null;
       notify: string | null;
       orcpt: string | null;
+      next_attempt_at: number;
     }>(
-      `INSERT INTO recipients (message_id, idx, address, domain, notify, orcpt, state)
-       VALUES (@message_id, @idx, @address, @domain, @notify, @orcpt, 'queued')`,
+      `INSERT INTO recipients (message_id, idx, address, domain, notify, orcpt, state, next_attempt_at)
+       VALUES (@message_id, @idx, @address, @domain, @notify, @orcpt, 'queued', @next_attempt_at)`,
     ),
     selectMessage: db.prepare<[string], MessageRow>(`SELECT ${MESSAGE_COLUMNS} FROM messages WHERE id = ?`),
     selectRecipients: db.prepare<[string], RecipientRow>(
-      'SELECT address, notify, orcpt, state, attempts, last_reply FROM recipients WHERE message_id = ? ORDER BY idx',
+      'SELECT address, notify, orcpt, state, attempts, last_reply, status, next_attempt_at FROM recipients WHERE message_id = ? ORDER BY idx',
+    ),
+    selectChunkAfter: db.prepare<[string, number], { seq: number; data: Buffer }>(
+      'SELECT seq, data FROM body_chunks WHERE message_id = ? AND seq > ? ORDER BY seq LIMIT 1',
+    ),
+    chunkExtent: db.prepare<[string], { chunks: number; bytes: number; last_seq: number }>(
+      'SELECT count(*) AS chunks, coalesce(sum(length(data)), 0) AS bytes, coalesce(max(seq), -1) AS last_seq FROM body_chunks WHERE message_id = ?',
+    ),
+    copyChunks: db.prepare<{ target: string; offset: number; source: string }>(
+      `INSERT INTO body_chunks (message_id, seq, data)
+       SELECT @target, @offset + seq, data FROM body_chunks WHERE message_id = @source`,
+    ),
+    nextUnleasedDue: db.prepare<[], { t: number | null }>(
+      "SELECT min(next_attempt_at) AS t FROM messages WHERE state = 'queued' AND lease_owner IS NULL",
+    ),
+    nextLeaseExpiry: db.prepare<[], { t: number | null }>(
+      // An expired lease on a message not due yet wakes nobody before the message is due.
+      "SELECT min(max(lease_expires_at, next_attempt_at)) AS t FROM messages WHERE lease_owner IS NOT NULL AND state = 'queued'",
+    ),
+    selectLeaseOwner: db.prepare<[string], { state: MessageState; lease_owner: string | null }>(
+      'SELECT state, lease_owner FROM messages WHERE id = ?',
+    ),
+    updateRecipient: db.prepare<{
+      message_id: string;
+      idx: number;
+      state: string;
+      last_reply: string;
+      status: string | null;
+      next_attempt_at: number | null;
+    }>(
+      `UPDATE recipients SET state = @state, attempts = attempts + 1, last_reply = @last_reply, status = @status,
+         next_attempt_at = coalesce(@next_attempt_at, next_attempt_at)
+       WHERE message_id = @message_id AND idx = @idx AND state = 'queued'`,
+    ),
+    nextAttemptSeq: db.prepare<[string], { next: number }>(
+      'SELECT coalesce(max(seq), -1) + 1 AS next FROM attempts WHERE message_id = ?',
+    ),
+    insertAttempt: db.prepare<{
+      message_id: string;
+      seq: number;
+      at: number;
+      recipients: string;
+      next_hop: string | null;
+      reply: string;
+      outcome: string;
+      status: string | null;
+    }>(
+      `INSERT INTO attempts (message_id, seq, at, recipients, next_hop, reply, outcome, status)
+       VALUES (@message_id, @seq, @at, @recipients, @next_hop, @reply, @outcome, @status)`,
+    ),
+    selectAttempts: db.prepare<[string], AttemptRow>(
+      'SELECT message_id, at, recipients, next_hop, reply, outcome, status FROM attempts WHERE message_id = ? ORDER BY seq',
+    ),
+    queuedRecipientSummary: db.prepare<[string], { open: number; next_attempt_at: number | null }>(
+      "SELECT count(*) AS open, min(next_attempt_at) AS next_attempt_at FROM recipients WHERE message_id = ? AND state = 'queued'",
+    ),
+    finishMessage: db.prepare<[string]>(
+      `UPDATE messages SET state = 'done', attempts = attempts + 1, lease_owner = NULL, lease_expires_at = NULL
+       WHERE id = ?`,
+    ),
+    rescheduleMessage: db.prepare<{ id: string; next_attempt_at: number | null; delay_warnings: number | null }>(
+      `UPDATE messages SET next_attempt_at = coalesce(@next_attempt_at, next_attempt_at), attempts = attempts + 1,
+         delay_warnings = coalesce(@delay_warnings, delay_warnings), lease_owner = NULL, lease_expires_at = NULL
+       WHERE id = @id`,
     ),
     chunkTotals: db.prepare<[], { chunks: number; bytes: number }>(
       'SELECT count(*) AS chunks, coalesce(sum(length(data)), 0) AS bytes FROM body_chunks',
