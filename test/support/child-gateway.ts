@@ -24,6 +24,7 @@ export function writeTestConfig(dir: string, extra = ''): string {
     'store: { path: ./queue, min_free_space: 0 }',
     'listeners: [ { name: inbound, listen: "127.0.0.1:0" } ]',
     'logging: { level: warn }',
+    /^dns:/m.test(extra) ? '' : 'dns: { servers: ["127.0.0.1:9"] }', // never the machine's resolver
     // Receiving tests keep what they queue; delivery tests say `delivery:` themselves.
     extra.includes('delivery:') ? '' : 'delivery: { enabled: false }',
     extra,

@@ -23,6 +23,9 @@ export interface TestGateway {
 }
 
 /** `yaml` is merged below a default test config (store path and listener filled in). */
+/** A loopback port nothing listens on: DNS queries there fail at once, and never leave the machine. */
+export const NO_DNS = '127.0.0.1:9';
+
 export interface TestGatewayOptions {
   readonly policy?: PolicyEngine;
   /** Directory for the queue (default: a new temp directory, removed at stop). */
@@ -40,6 +43,9 @@ export async function startTestGateway(yaml = '', opts: TestGatewayOptions = {})
     'hostname: mx.test',
     `store: { path: ${JSON.stringify(join(dir, 'queue'))}, min_free_space: ${opts.minFreeSpace ?? 0} }`,
     yaml.includes('listeners:') ? '' : 'listeners: [ { name: inbound, listen: "127.0.0.1:0" } ]',
+    // Tests never ask the machine's resolver (it is not on loopback): without a test DNS server,
+    // lookups go to a closed loopback port and fail temporarily.
+    /^dns:/m.test(yaml) ? '' : `dns: { servers: ["${NO_DNS}"] }`,
     yaml,
   ].join('\n');
   const config = parseConfigText(text, 'test.yaml', { baseDir: dir });
