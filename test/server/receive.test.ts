@@ -212,3 +212,30 @@ test('BDAT: chunks over a socket are stored raw (no dot-unstuffing)', { timeout:
   assert.deepEqual([await c.code(), await c.code(), await c.code()], ['250 2.1.0', '250 2.1.5', '554 5.5.2']);
   c.close();
 });
+
+test('size and header limits over a socket: 552 5.3.4 after the data, and a close past twice the limit', { timeout: 20_000 }, async () => {
+  const small = await startTestGateway('limits: { max_message_size: 2KB, max_header_lines: 5 }');
+  try {
+    const c = await SmtpTestClient.connect(small.port);
+    await c.code();
+    await c.cmd('EHLO client.test');
+    const envelope = async (): Promise<void> => {
+      assert.equal(await c.cmd('MAIL FROM:<a@client.test>'), '250 2.1.0');
+      assert.equal(await c.cmd('RCPT TO:<b@example.test>'), '250 2.1.5');
+      assert.equal(await c.cmd('DATA'), '354');
+    };
+    await envelope();
+    c.write(`Subject: big\r\n\r\n${`${'b'.repeat(98)}\r\n`.repeat(30)}.\r\n`); // 3 KB
+    assert.equal(await c.code(), '552 5.3.4');
+    await envelope();
+    c.write(`${Array.from({ length: 6 }, (_, i) => `X-H${i}: v`).join('\r\n')}\r\n\r\nbody\r\n.\r\n`);
+    assert.equal(await c.code(), '552 5.3.4', 'six header lines, limit five');
+    assert.equal(small.gateway.store.counts().queued, 0);
+    await envelope();
+    c.write(`${'c'.repeat(998)}\r\n`.repeat(5)); // 5 KB, more than twice 2 KB
+    assert.equal(await c.code(), '552 5.3.4');
+    await c.waitClosed();
+  } finally {
+    await small.stop();
+  }
+});
