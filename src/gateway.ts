@@ -3,7 +3,6 @@
  * (config → store → policy → listeners). `postern start` and the end-to-end tests use it.
  */
 import { readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
 import type { Logger } from 'pino';
 import type { PosternConfig } from './config/config-schema.js';
 import { openSqliteQueueStore } from './store/sqlite/sqlite-queue-store.js';
@@ -16,7 +15,14 @@ import { DnsResolver } from './dns/dns-resolver.js';
 import { TlsCredentials } from './server/tls-credentials.js';
 import type { Authenticator } from './server/authenticator.js';
 import { DeliveryService } from './delivery/delivery-service.js';
+import { loadDkimKeys } from './delivery/dkim-signer.js';
 import type { DeliveryClock } from './delivery/delivery-clock.js';
+import { openLocalMailboxes, type LocalMailboxes } from './local-mailboxes.js';
+import { PosternMetrics } from './observability/metrics.js';
+import { AdminServer } from './admin/http-server.js';
+import { QueueAdmin } from './admin/queue-admin.js';
+import { adminBouncerFor } from './delivery/admin-bounce.js';
+import { TrackingRetention } from './tracking/tracking-retention.js';
 
 export interface GatewayOptions {
   readonly config: PosternConfig;
@@ -46,6 +52,8 @@ export function posternVersion(): string {
 
 export class Gateway {
   private stopping: Promise<void> | null = null;
+  /** Local mailboxes: the users file (null without mailboxes.users_file), Maildir housekeeping. */
+  mailboxes: LocalMailboxes | null = null;
 
   private constructor(
     readonly config: PosternConfig,
@@ -57,21 +65,35 @@ export class Gateway {
     private readonly tlsCredentials: TlsCredentials | null,
     /** The sending side; null when delivery is off. */
     readonly delivery: DeliveryService | null = null,
+    /** Operations: metrics, the admin API (null without admin.token), tracking retention. */
+    readonly ops: { readonly metrics: PosternMetrics; readonly admin: AdminServer | null; readonly retention: TrackingRetention } | null = null,
   ) {}
 
-  /** SIGHUP: reload what can change without a restart (the TLS certificate). */
+  /** SIGHUP: reload what can change without a restart (the TLS certificate, the users file). */
   reload(): void {
     this.log.info('reload');
     this.tlsCredentials?.load();
+    void this.mailboxes?.reload();
   }
 
   static async start(opts: GatewayOptions): Promise<Gateway> {
     const { config } = opts;
     const log = opts.log ?? createLogger(config.logging.level);
     const clock = opts.clock ?? Date.now;
-    const dns = new DnsResolver({ servers: config.dns.servers, timeoutMs: config.timeouts.dns, cacheMs: config.dns.cache_ttl, clock });
+    let depth: () => Record<string, number> = () => ({});
+    const metrics = new PosternMetrics(() => depth());
+    const dns = new DnsResolver({
+      servers: config.dns.servers, timeoutMs: config.timeouts.dns, cacheMs: config.dns.cache_ttl, clock,
+      onLookup: (type, result) => metrics.dnsLookup(type, result),
+    });
+    // DKIM keys first: an unusable key file stops the start before anything is opened.
+    const dkimKeys = loadDkimKeys(config.dkim.sign);
+    // The users file (when mailboxes.users_file is set): RCPT verdicts, SMTP AUTH, local delivery.
+    const mailboxes = await openLocalMailboxes(config, log);
     const store = openSqliteQueueStore({ directory: config.store.path, minFreeBytes: config.store.min_free_space, clock });
-    const policy = opts.policy ?? new ConfiguredPolicyEngine({ config, dns, clock });
+    depth = () => store.counts();
+    store.onTracked((events) => metrics.tracked(events));
+    const policy = opts.policy ?? new ConfiguredPolicyEngine({ config, dns, clock, ...(mailboxes.directory ? { directory: mailboxes.directory } : {}) });
     const version = posternVersion();
     const listeners: SmtpListener[] = [];
     const bound: BoundListener[] = [];
@@ -112,9 +134,11 @@ export class Gateway {
           requireTls: l.require_tls,
           auth: l.auth,
           authWithoutTls: l.auth_without_tls,
-          authenticator: opts.authenticator ?? null,
+          authenticator: opts.authenticator ?? mailboxes.authenticator,
           authFailureDelayMs: config.auth.failure_delay,
           maxAuthFailures: config.auth.max_failures,
+          observer: metrics,
+          senderLoginMatch: l.sender_login_match,
         });
         const addr = await listener.start();
         listeners.push(listener);
@@ -123,21 +147,57 @@ export class Gateway {
     } catch (err) {
       for (const l of listeners) await l.shutdown(0);
       await store.close();
+      await mailboxes.close();
       throw err;
     }
-    // Delivery starts after the listeners; local Maildirs default to <store dir>/../mail (./var/mail).
+    // Delivery starts after the listeners; local mailboxes are <mailboxes.path>/<domain>/<local-part>.
     let delivery: DeliveryService | null = null;
     if (config.delivery.enabled && opts.delivery !== false) {
-      const mailboxes = (config as unknown as { mailboxes?: { path?: string } }).mailboxes;
       delivery = new DeliveryService({
         config, store, dns, log,
-        mailboxPath: mailboxes?.path ?? join(dirname(config.store.path), 'mail'),
+        mailboxPath: config.mailboxes.path,
+        ...(mailboxes.transport ? { local: mailboxes.transport } : {}),
         selfAddresses: bound,
+        dkimKeys,
         ...(opts.delivery ?? {}),
       });
       delivery.start();
+      mailboxes.startHousekeeping();
     }
-    return new Gateway(config, store, listeners, bound, log, dns, tlsCredentials, delivery);
+    // Operations: tracking retention always; the admin API only with a token (no token, no API).
+    const retention = new TrackingRetention({
+      store, retentionMs: config.admin.retention, clock,
+      onPruned: (pruned) => log.info(pruned, 'tracking: pruned'),
+      onError: (err) => log.warn({ err }, 'tracking: cannot prune'),
+    });
+    retention.start();
+    let admin: AdminServer | null = null;
+    if (config.admin.token) {
+      admin = new AdminServer({
+        host: config.admin.listen.host,
+        port: config.admin.listen.port,
+        token: config.admin.token,
+        metricsPublic: config.admin.metrics_public,
+        admin: new QueueAdmin({ store, clock, bouncer: adminBouncerFor(config, store, log, clock), connections: () => metrics.openConnections }),
+        metrics,
+        queueCounts: () => store.counts(),
+        log,
+        clock,
+      });
+      try {
+        await admin.start();
+      } catch (err) {
+        retention.stop();
+        await delivery?.stop(0);
+        for (const l of listeners) await l.shutdown(0);
+        await store.close();
+        await mailboxes.close();
+        throw err;
+      }
+    }
+    const gateway = new Gateway(config, store, listeners, bound, log, dns, tlsCredentials, delivery, { metrics, admin, retention });
+    gateway.mailboxes = mailboxes;
+    return gateway;
   }
 
   /** Graceful stop: drain sessions (up to the configured grace), then close the store cleanly. */
@@ -145,7 +205,9 @@ export class Gateway {
     this.stopping ??= (async () => {
       this.log.info({ grace_ms: graceMs }, 'shutting down');
       // Sessions drain and deliveries in flight finish (or are cut short, leases released) together.
-      await Promise.all([...this.listeners.map((l) => l.shutdown(graceMs)), this.delivery?.stop(graceMs)]);
+      await Promise.all([...this.listeners.map((l) => l.shutdown(graceMs)), this.delivery?.stop(graceMs), this.ops?.admin?.stop()]);
+      this.ops?.retention.stop();
+      await this.mailboxes?.close();
       await this.store.close();
       this.log.info('stopped');
       this.log.flush?.();

@@ -214,6 +214,11 @@ export function classifyFact(fact: DeliveryFact): Classification {
           return local('hard', '5.1.3', `bad destination mailbox address: ${fact.detail}`, 'recipient', 'bad local address');
       }
       break;
+    case 'local-refused':
+      // The mailbox layer's own verdict: soft or hard as it says (a local 552 5.2.2 is hard).
+      return local(fact.outcome, fact.status, fact.detail ? `${fact.text} (${fact.detail})` : fact.text, 'recipient', 'refused by the local mailbox');
+    case 'local-expanded':
+      return local('delivered', '2.0.0', fact.detail, 'recipient', fact.mode === 'alias' ? 'alias expanded' : 'forwarded');
     case 'loop':
       return local('hard', '5.4.6', `mail for ${fact.host} loops back to myself`, 'recipient', 'mail loop');
   }

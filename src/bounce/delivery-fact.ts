@@ -22,7 +22,7 @@ export type DnsFailureKind =
 
 export type ConnectFailureKind = 'refused' | 'timeout' | 'unreachable' | 'reset' | 'other';
 
-/** Local mailbox delivery results (until the mailboxes layer brings its own). */
+/** Local write failures (any local transport); the mailbox layer's own verdicts are `local-refused`. */
 export type LocalFailureKind = 'mailbox-full' | 'no-space' | 'io' | 'bad-address';
 
 export type DeliveryFact =
@@ -33,5 +33,18 @@ export type DeliveryFact =
   | { readonly kind: 'dns'; readonly failure: DnsFailureKind; readonly domain: string; readonly detail: string }
   | { readonly kind: 'local-delivered'; readonly detail: string }
   | { readonly kind: 'local-failure'; readonly failure: LocalFailureKind; readonly detail: string }
+  /**
+   * A local mailbox said no (disabled, locked, over quota, unknown, referred, a lookup failure or
+   * an alias loop): the mailbox layer decided soft or hard itself, from the catalogue and the
+   * `over_quota` setting, and classification takes it as given — a local 552 5.2.2 stays hard,
+   * unlike a remote server's 552 to RCPT (RFC 5321 §4.5.3.1.10). `text` is the catalogue reply.
+   */
+  | { readonly kind: 'local-refused'; readonly outcome: 'soft' | 'hard'; readonly status: string; readonly text: string; readonly detail?: string }
+  /**
+   * An alias or a forwarding entry (mode forward): the recipient is done here, and a copy of the
+   * message goes to `targets` (each with its own retries and DSNs). RFC 3464 §2.3.3: an alias is
+   * "expanded", a forward "relayed".
+   */
+  | { readonly kind: 'local-expanded'; readonly mode: 'alias' | 'forward'; readonly targets: readonly string[]; readonly detail: string }
   /** The next hop is this gateway itself (RFC 5321 §5.1: a loop). */
   | { readonly kind: 'loop'; readonly host: string };

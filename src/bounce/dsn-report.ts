@@ -13,7 +13,8 @@ import { hasNonAscii } from '../smtp/abnf.js';
 import type { OriginalRecipient } from '../smtp/dsn-params.js';
 import type { Diagnostic } from './classify-reply.js';
 
-export type DsnAction = 'failed' | 'delayed' | 'delivered' | 'relayed';
+/** RFC 3464 §2.3.3; 'expanded': delivered to an alias, which forwarded it to several addresses. */
+export type DsnAction = 'failed' | 'delayed' | 'delivered' | 'relayed' | 'expanded';
 
 /** Why the DSN is sent; it picks the subject and the human-readable text. */
 export type DsnKind = 'failure' | 'delay' | 'success' | 'postmaster-copy';

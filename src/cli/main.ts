@@ -9,6 +9,8 @@ import { registerConfigCommand } from './config-command.js';
 import { registerQueueCommand } from './queue-command.js';
 import { registerCodesCommand } from './codes-command.js';
 import { registerPolicyCommand } from './policy-command.js';
+import { registerTrackCommand } from './track-command.js';
+import { registerStatusCommand } from './status-command.js';
 
 const program = new Command();
 program
@@ -21,6 +23,8 @@ registerConfigCommand(program);
 registerQueueCommand(program);
 registerCodesCommand(program);
 registerPolicyCommand(program);
+registerTrackCommand(program);
+registerStatusCommand(program);
 (await import('./users-command.js')).registerUsersCommand(program);
 
 await program.parseAsync(process.argv);

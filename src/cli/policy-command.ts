@@ -10,6 +10,8 @@ import type { PosternConfig } from '../config/config-schema.js';
 import { formatSize } from '../config/units.js';
 import { DnsResolver } from '../dns/dns-resolver.js';
 import { ConfiguredPolicyEngine } from '../policy/policy-engine.js';
+import { silentLogger } from '../observability/logger.js';
+import { openLocalMailboxes } from '../local-mailboxes.js';
 import { explainPolicy, type Explanation } from '../policy/policy-explain.js';
 import type { PolicyStep } from '../policy/policy-trace.js';
 import { encodeReply, type Reply } from '../smtp/reply.js';
@@ -89,16 +91,22 @@ interface ExplainOptions {
 export async function runPolicyExplain(config: PosternConfig, opts: ExplainOptions): Promise<string> {
   const listener = config.listeners.find((l) => l.name === (opts.listener ?? config.listeners[0].name)) ?? config.listeners[0];
   const dns = new DnsResolver({ servers: config.dns.servers, timeoutMs: config.timeouts.dns, cacheMs: 0 });
-  const engine = new ConfiguredPolicyEngine({ config, dns });
-  const explanation = await explainPolicy(engine, {
-    ip: opts.ip,
-    helo: opts.helo ?? `[${opts.ip}]`,
-    from: opts.from ?? '<>',
-    to: opts.to ?? [],
-    listener: listener.name,
-    banner: listener.banner,
-  });
-  return formatExplanation(explanation, listener.name);
+  // Local recipients as the gateway sees them: the users file when mailboxes.users_file is set.
+  const mailboxes = await openLocalMailboxes(config, silentLogger());
+  try {
+    const engine = new ConfiguredPolicyEngine({ config, dns, ...(mailboxes.directory ? { directory: mailboxes.directory } : {}) });
+    const explanation = await explainPolicy(engine, {
+      ip: opts.ip,
+      helo: opts.helo ?? `[${opts.ip}]`,
+      from: opts.from ?? '<>',
+      to: opts.to ?? [],
+      listener: listener.name,
+      banner: listener.banner,
+    });
+    return formatExplanation(explanation, listener.name);
+  } finally {
+    await mailboxes.close();
+  }
 }
 
 export function registerPolicyCommand(program: Command): void {

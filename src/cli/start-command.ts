@@ -1,12 +1,19 @@
 /** `postern start [--config FILE]`: runs the gateway until SIGTERM/SIGINT, then drains and stops. */
 import type { Command } from 'commander';
+import { isAbsolute, relative } from 'node:path';
 import { Gateway } from '../gateway.js';
 import { loadCliConfig } from './load-cli-config.js';
+
+/** `path` relative to the working directory when it is inside it (var/mail), else as it is. */
+function shortPath(path: string): string {
+  const rel = relative(process.cwd(), path);
+  return rel !== '' && !rel.startsWith('..') && !isAbsolute(rel) ? rel : path;
+}
 
 export function registerStartCommand(program: Command): void {
   program
     .command('start')
-    .description('start the gateway (with no --config: the embedded default, 127.0.0.1:2525, queue in ./var)')
+    .description('start the gateway (with no --config: the embedded default, 127.0.0.1:2525, queue in ./var/queue, mail for example.test in ./var/mail)')
     .option('-c, --config <file>', 'configuration file (YAML)')
     .action(async (opts: { config?: string }) => {
       const config = loadCliConfig(opts.config);
@@ -36,12 +43,19 @@ export function registerStartCommand(program: Command): void {
       gateway = await Gateway.start({ config });
       const first = gateway.bound[0];
       const where = `${first.host}:${first.port}`;
+      // Where the test mail to you@example.test ends up: a Maildir when example.test is local.
+      const mailRoot = shortPath(config.mailboxes.path);
+      const local = config.domains.local;
+      const delivers = config.delivery.enabled;
       process.stderr.write([
         `Postern is running: ${gateway.bound.map((b) => `${b.name} on ${b.host}:${b.port}`).join(', ')}; queue in ${config.store.path}`,
+        ...(local.length > 0 ? [`Mail for ${local.join(', ')} is delivered to Maildirs: ${mailRoot}/<domain>/<local-part>/new/${delivers ? '' : ' (delivery is off: delivery.enabled)'}`] : []),
         'Send it a test mail (in another terminal):',
         `  python3 -c "import smtplib; smtplib.SMTP('${first.host}', ${first.port}).sendmail('me@example.test', ['you@example.test'], 'Subject: hello\\r\\n\\r\\nHello from Postern\\r\\n')"`,
         `  (or: swaks --server ${where} --from me@example.test --to you@example.test)`,
-        'Then see it in the queue:  npm run --silent postern -- queue ls',
+        ...(delivers && local.includes('example.test')
+          ? [`Then see it arrive:  ls ${mailRoot}/example.test/you/new/   (the queue's record: npm run --silent postern -- queue ls)`]
+          : ['Then see it in the queue:  npm run --silent postern -- queue ls']),
         'Logs follow as JSON lines on stdout. Stop with Ctrl-C (drains sessions, then exits).',
         '',
       ].join('\n'));

@@ -12,12 +12,13 @@
  * locked); 2 bad usage (no users file named, a malformed argument).
  */
 import type { Command } from 'commander';
-import { existsSync, readFileSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
-import { parseDocument } from 'yaml';
-import { ConfigError, formatConfigPath } from '../config/config-error.js';
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { ConfigError } from '../config/config-error.js';
 import { canonicalAddress } from '../mailbox/mailbox-address.js';
-import { mailboxesSchema, resolveMailboxesPaths, type LocalPartCase } from '../mailbox/mailbox-config-schema.js';
+import type { PosternConfig } from '../config/config-schema.js';
+import { loadConfigFile } from '../config/load-config.js';
+import type { LocalPartCase } from '../config/mailboxes-schema.js';
 import { maildirPath } from '../mailbox/mailbox-path.js';
 import { peekUsage } from '../mailbox/mailbox-quota.js';
 import { hashPassword } from '../mailbox/password-hash.js';
@@ -44,31 +45,24 @@ interface UsersContext {
 }
 
 /**
- * The users file and the settings that go with it. Reads the config's `mailboxes:` section on
- * its own (with the mailbox layer's schema), so this works before the section is wired into
- * the root config schema.
+ * The users file and the settings that go with it: `--file`, or the `mailboxes:` section of
+ * `--config` (the whole file is loaded and checked; its errors are usage errors, exit status 2).
  */
 function usersContext(opts: CommonOptions): UsersContext {
   let localPartCase: LocalPartCase = 'insensitive';
   let usersFile: string | undefined;
   let mailRoot: string | null = null;
   if (opts.config !== undefined) {
-    let raw: unknown;
+    let config: PosternConfig;
     try {
-      raw = parseDocument(readFileSync(opts.config, 'utf8')).toJS();
+      config = loadConfigFile(opts.config);
     } catch (err) {
-      throw new UsageError(`cannot read the config file ${opts.config}: ${err instanceof Error ? err.message : String(err)}`);
+      if (err instanceof ConfigError) throw new UsageError(`configuration errors:\n${err.message}`);
+      throw err;
     }
-    const section = (raw as { mailboxes?: unknown } | null)?.mailboxes ?? {};
-    const parsed = mailboxesSchema.safeParse(section);
-    if (!parsed.success) {
-      const problems = parsed.error.issues.map((i) => `${formatConfigPath(['mailboxes', ...i.path.filter((s): s is string | number => typeof s !== 'symbol')])}: ${i.message}`);
-      throw new UsageError(`${opts.config}: ${problems.join('; ')}`);
-    }
-    const mailboxes = resolveMailboxesPaths(parsed.data, dirname(resolve(opts.config)));
-    localPartCase = mailboxes.local_part_case;
-    usersFile = mailboxes.users_file;
-    mailRoot = mailboxes.path;
+    localPartCase = config.mailboxes.local_part_case;
+    usersFile = config.mailboxes.users_file;
+    mailRoot = config.mailboxes.path;
   }
   const file = opts.file ?? usersFile;
   if (file === undefined) {

@@ -20,6 +20,10 @@ import { dnsSchema, domainsSchema } from './domains-schema.js';
 import { bounceProfilesSchema, deliverySchema, postmasterSchema, softBounceSchema } from './delivery-schema.js';
 import { checkPolicyReferences, DEFAULT_SENDER_GROUPS, policiesSchema, policyConfigWarnings, recipientsSchema, senderGroupsSchema, sendersSchema } from './policy-schema.js';
 import { authSchema, LISTENER_AUTH_MODES, LISTENER_TLS_MODES, tlsSchema } from './tls-schema.js';
+import { checkSenderAuthReferences, senderAuthSchema } from './sender-auth-schema.js';
+import { dkimSchema } from './dkim-schema.js';
+import { adminSchema } from './admin-schema.js';
+import { mailboxesSchema } from './mailboxes-schema.js';
 import { formatDuration, positiveDurationSchema, positiveSizeSchema, sizeSchema } from './units.js';
 
 /** A path into the config file: keys and array indexes. */
@@ -62,6 +66,11 @@ export const listenerSchema = z.strictObject({
   auth: z.enum(LISTENER_AUTH_MODES).default('none'),
   /** Offer AUTH over plaintext too (otherwise 538 5.7.11 before TLS). */
   auth_without_tls: z.boolean().default(false),
+  /**
+   * An authenticated client's MAIL FROM must be an address of its user (the address or one of
+   * its aliases, as the user directory says); otherwise 553 5.7.1. false: any sender.
+   */
+  sender_login_match: z.boolean().default(true),
 });
 
 const DEFAULT_LISTENERS = [{ name: 'inbound', listen: '127.0.0.1:2525' }];
@@ -155,6 +164,8 @@ export const posternConfigSchema = z.strictObject({
   auth: authSchema.prefault({}),
   dns: dnsSchema.prefault({}),
   delivery: deliverySchema.prefault({}),
+  /** Local mailboxes of domains.local: Maildir root, users file, over-quota answer (mailboxes-schema.ts). */
+  mailboxes: mailboxesSchema.prefault({}),
   bounce_profiles: bounceProfilesSchema.prefault({}),
   soft_bounce: softBounceSchema,
   postmaster: postmasterSchema.optional(),
@@ -164,6 +175,11 @@ export const posternConfigSchema = z.strictObject({
   senders: sendersSchema.prefault({}),
   /** Global code/text overrides by catalogue id (see reply-override.ts); policies may add their own. */
   reply_overrides: replyOverridesSchema.prefault({}),
+  /** SPF, DKIM, DMARC and ARC at the end of data, and what their results get (sender-auth-schema.ts). */
+  sender_auth: senderAuthSchema.prefault({}),
+  /** DKIM signing of outgoing mail per sender domain (dkim-schema.ts). */
+  dkim: dkimSchema.prefault({}),
+  admin: adminSchema.prefault({}),
 }).superRefine((config, ctx) => {
   // A TLS listener needs the certificate (tls.cert / tls.key).
   config.listeners.forEach((l, i) => {
@@ -171,7 +187,14 @@ export const posternConfigSchema = z.strictObject({
       ctx.addIssue({ code: 'custom', path: ['listeners', i, 'tls'], message: `"${l.tls}" needs tls.cert and tls.key` });
     }
   });
-}).superRefine(checkPolicyReferences);
+  // The section's schema knows LMTP (RFC 2033) already; the delivery side does not yet.
+  if (config.mailboxes?.transport === 'lmtp') {
+    ctx.addIssue({
+      code: 'custom', path: ['mailboxes', 'transport'],
+      message: 'lmtp is not available yet: local mailboxes are written as Maildirs (transport: maildir)',
+    });
+  }
+}).superRefine(checkPolicyReferences).superRefine(checkSenderAuthReferences);
 
 export type PosternConfig = z.output<typeof posternConfigSchema>;
 export type ListenerConfig = PosternConfig['listeners'][number];
@@ -209,5 +232,11 @@ export function configWarnings(config: PosternConfig): ConfigWarning[] {
     });
   }
   warnings.push(...policyConfigWarnings(config));
+  if (config.mailboxes.users_file !== undefined && config.recipients.valid.length > 0) {
+    warnings.push({
+      path: ['recipients', 'valid'],
+      message: 'is not used: mailboxes.users_file says who exists in the local domains',
+    });
+  }
   return warnings;
 }

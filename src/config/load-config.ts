@@ -15,6 +15,10 @@ import { z } from 'zod';
 import { ConfigError, formatConfigIssue, formatConfigPath, sortConfigIssues, type ConfigIssue } from './config-error.js';
 import { configWarnings, posternConfigSchema, type ConfigPath, type PosternConfig } from './config-schema.js';
 import { DELIVERY_DEFAULT_YAML } from './delivery-schema.js';
+import { SENDER_AUTH_DEFAULT_YAML } from './sender-auth-schema.js';
+import { DKIM_DEFAULT_YAML, resolveDkimPaths } from './dkim-schema.js';
+import { ADMIN_DEFAULT_YAML } from './admin-schema.js';
+import { MAILBOXES_DEFAULT_YAML, resolveMailboxesPaths } from './mailboxes-schema.js';
 import { POLICY_DEFAULT_YAML } from './policy-schema.js';
 import { knownKeysAt } from './schema-keys.js';
 import { didYouMean } from './suggest.js';
@@ -25,12 +29,15 @@ export const DEFAULT_CONFIG_NAME = '<default>';
 
 /**
  * The embedded default configuration, and a commented reference of every setting with its
- * default value. Parsing it gives exactly what an empty file gives (a test holds them equal).
+ * default value. Parsing it gives what an empty file gives plus {@link QUICK_START_YAML}, the
+ * README's example.test mailboxes (a test holds them equal).
  */
 export const DEFAULT_CONFIG_YAML = `\
 # Postern configuration: the embedded default, what \`postern start\` runs with no --config.
 # Copy it to a file, change what you need, and run \`postern config check FILE\`.
-# Every section and key is optional; a key left out (or left empty) takes the value shown.
+# Every section and key is optional; a key left out (or left empty) takes the value shown,
+# except domains.local and recipients.valid: their example.test values are the quick start's
+# (mail to anyone@example.test lands in ./var/mail/example.test/anyone/new/); left out, both are [].
 # Sizes: 20MB, 512KB, 1GiB (K, M, G are multiples of 1024) or a number of bytes.
 # Durations: 250ms, 60s, 5m, 1h30m, 1d, or a number of seconds.
 # Relative paths are relative to the config file's directory (here: the working directory).
@@ -51,6 +58,7 @@ listeners:                           # each needs a unique name and address
     require_tls: false               # true: 530 5.7.0 until STARTTLS
     auth: none                       # none | optional | required (530 5.7.0 before AUTH); PLAIN, LOGIN
     auth_without_tls: false          # offer AUTH before TLS too (otherwise 538 5.7.11)
+    sender_login_match: true         # after AUTH, MAIL FROM must be the user's address or alias (553 5.7.1)
 
 limits:
   max_message_size: 100MB            # advertised in EHLO SIZE; larger: 552 5.3.4
@@ -75,7 +83,8 @@ logging:
   level: info                        # fatal, error, warn, info, debug, trace, silent
 
 domains:
-  local: []                          # Postern is the final destination for these, e.g. [example.test]
+  local: [example.test]              # Postern is the final destination for these (mailboxes: below);
+                                     # example.test is the quick start's (README); default: []
   relay: {}                          # accepted from anyone, sent to a fixed next hop, e.g.
 #   partner.test: "smtp://127.0.0.2:2526"
 #   other.test: { next_hop: "smtp://[::1]:25", tls: required }   # tls: none | opportunistic | required
@@ -89,6 +98,9 @@ tls:                                 # certificate for STARTTLS and implicit-TLS
 auth:
   failure_delay: 1s                  # a failed AUTH is answered after this, times the failures so far
   max_failures: 3                    # failed AUTHs in one session, then 421 4.7.0
+  max_failures_per_ip: 10            # failed AUTHs from one IP within failure_window, across sessions:
+                                     # then 421 4.7.0, and AUTH from it is refused until the window passes
+  failure_window: 1h                 # how long a failed AUTH counts against its IP (and grows the delay)
 
 dns:
   servers: []                        # "host" or "host:port"; empty = the system's resolvers
@@ -96,9 +108,22 @@ dns:
 
 ${POLICY_DEFAULT_YAML}
 ${DELIVERY_DEFAULT_YAML}
+${SENDER_AUTH_DEFAULT_YAML}
+${DKIM_DEFAULT_YAML}
+${ADMIN_DEFAULT_YAML}
+${MAILBOXES_DEFAULT_YAML}
 reply_overrides: {}                  # by reply id (\`postern codes\`), e.g.
 #  rcpt.rate-limited: { code: 452, text: "Too many recipients, try again later" }
 #  rcpt.too-many: { code: 552, allow_class_change: true }   # 4xx → 5xx only when said so
+`;
+
+/**
+ * The settings in which DEFAULT_CONFIG_YAML differs from an empty file: the README's quick
+ * start, where mail from 127.0.0.1 to anyone@example.test lands in ./var/mail/example.test/anyone/new/.
+ */
+export const QUICK_START_YAML = `\
+domains: { local: [example.test] }
+recipients: { valid: ["@example.test"] }
 `;
 
 export interface ParseConfigOptions {
@@ -208,6 +233,8 @@ function resolvePaths(config: PosternConfig, baseDir: string): PosternConfig {
   return {
     ...config,
     store: { ...config.store, path: resolve(baseDir, config.store.path) },
+    dkim: resolveDkimPaths(config.dkim, baseDir),
+    mailboxes: resolveMailboxesPaths(config.mailboxes, baseDir),
     tls: {
       ...config.tls,
       cert: config.tls.cert === undefined ? undefined : resolve(baseDir, config.tls.cert),

@@ -393,7 +393,7 @@ export function policyConfigWarnings(config: PolicySections & {
   return warnings;
 }
 
-/** The commented defaults of these sections, for DEFAULT_CONFIG_YAML (parses to what an empty file gives). */
+/** The commented defaults of these sections, for DEFAULT_CONFIG_YAML (parses to what an empty file gives, but for the quick start's recipients.valid). */
 export const POLICY_DEFAULT_YAML = `\
 sender_groups:                       # the host access table: first match wins; a client no group matches is refused
   - name: RELAYLIST                  # loopback may send anywhere (the README's test mail)
@@ -438,7 +438,8 @@ policies: {}                         # change the predefined policies field by f
 #    reply_overrides: {}              # per condition, as the global reply_overrides
 
 recipients:
-  valid: []                          # the users of domains.local ("@example.test": all of it); others: 550 5.1.1
+  valid: ["@example.test"]           # the users of domains.local ("@example.test": all of it); others: 550 5.1.1;
+                                     # not used with mailboxes.users_file; default: []
   blocked: []                        # never accepted, from anyone: 550 5.7.1
 
 senders:

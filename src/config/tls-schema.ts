@@ -25,6 +25,14 @@ export const authSchema = z.strictObject({
   failure_delay: positiveDurationSchema.default(1000).or(z.literal(0)),
   /** Failed AUTH attempts in one session before 421 4.7.0 and close. */
   max_failures: z.number().int().min(1).default(3),
+  /**
+   * Failed AUTH attempts from one client IP across sessions within `failure_window`; reaching it
+   * answers 421 4.7.0 and closes, and further AUTH from that IP is refused unchecked until the
+   * window has passed. The delay above grows with this count too.
+   */
+  max_failures_per_ip: z.number().int().min(1).default(10),
+  /** How long a failed AUTH counts against its client IP. */
+  failure_window: positiveDurationSchema.default(3_600_000),
 });
 
 export const LISTENER_TLS_MODES = ['none', 'starttls', 'implicit'] as const;

@@ -15,6 +15,7 @@ import type { MxLookups } from './mx-lookup.js';
 import { OutcomeRecorder } from './outcome-recorder.js';
 import { Router } from './router.js';
 import { DeliveryScheduler } from './scheduler.js';
+import { DkimSigner, loadDkimKeys, type DkimSigningKey } from './dkim-signer.js';
 import type { ClientTimeouts } from './smtp-connector.js';
 
 export interface DeliveryServiceOptions {
@@ -33,6 +34,8 @@ export interface DeliveryServiceOptions {
   readonly selfAddresses?: readonly { readonly host: string; readonly port: number }[];
   /** The scheduler's worker name in leases. */
   readonly worker?: string;
+  /** DKIM signing keys, loaded (`loadDkimKeys`); default: read from `dkim.sign` now. */
+  readonly dkimKeys?: readonly DkimSigningKey[];
 }
 
 export function clientTimeouts(t: PosternConfig['delivery']['timeouts']): ClientTimeouts {
@@ -97,6 +100,10 @@ export class DeliveryService {
       mxTls: d.tls,
       selfAddresses: opts.selfAddresses ?? [],
       log,
+      // A missing or unusable key file stops the start with its config path.
+      signer: config.dkim.sign.length === 0
+        ? null
+        : new DkimSigner(opts.dkimKeys ?? loadDkimKeys(config.dkim.sign), { clock: () => clock.now(), maxHeaderBytes: config.limits.max_header_size }),
     });
     this.scheduler = new DeliveryScheduler({
       store,

@@ -1,6 +1,7 @@
 /**
- * Plain Maildir delivery for local domains (https://cr.yp.to/proto/maildir.html), until the
- * mailboxes layer (users, aliases, quotas) plugs in its own LocalTransport:
+ * Plain Maildir delivery for local domains (https://cr.yp.to/proto/maildir.html) when there is
+ * no users file (`recipients.valid` says who exists); with `mailboxes.users_file`, the gateway
+ * plugs in MailboxTransport (mailbox-transport.ts: users, status, quotas, aliases, forwards):
  *
  *   <root>/<domain>/<local-part>/{tmp,new,cur}
  *
@@ -55,7 +56,8 @@ async function fsyncDirectory(path: string): Promise<void> {
   }
 }
 
-function failureOf(err: unknown): DeliveryFact {
+/** A failed local write as a fact: no space (4.3.1), the file system's quota (4.2.2), other I/O (4.3.0); all soft. */
+export function localWriteFailure(err: unknown): DeliveryFact {
   const code = err instanceof Error && 'code' in err ? String(err.code) : '';
   const detail = err instanceof Error ? err.message : String(err);
   if (code === 'ENOSPC') return { kind: 'local-failure', failure: 'no-space', detail };
@@ -109,7 +111,7 @@ export class MaildirDeliverer implements LocalTransport {
       return { kind: 'local-delivered', detail: `delivered to maildir ${join(dir, 'new', name)}` };
     } catch (err) {
       if (written) await unlink(tmp).catch(() => undefined);
-      return failureOf(err);
+      return localWriteFailure(err);
     }
   }
 

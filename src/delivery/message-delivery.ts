@@ -20,6 +20,7 @@ import type { DecisiveFact } from '../smtp/client/rcpt-outcomes.js';
 import type { QueueStore } from '../store/queue-store.js';
 import type { AttemptRecord, Lease, QueuedMessage } from '../store/queue-types.js';
 import type { ConnectionPool } from './connection-pool.js';
+import type { DkimSigner } from './dkim-signer.js';
 import type { DeliveryClock } from './delivery-clock.js';
 import type { RecipientResult } from './delivery-result.js';
 import type { LocalTransport } from './maildir-deliverer.js';
@@ -44,6 +45,16 @@ export interface MessageDeliveryOptions {
   /** Our own listeners: a next hop among them is a loop. */
   readonly selfAddresses: readonly { readonly host: string; readonly port: number }[];
   readonly log: Logger;
+  /** DKIM signing of what goes out over SMTP/LMTP (`dkim.sign`); absent or null: unsigned. */
+  readonly signer?: DkimSigner | null;
+}
+
+const NO_SIGNATURE = Buffer.alloc(0);
+
+/** `head`, then the stored body: the signature goes out first, the body still streams from the store. */
+async function* prefixed(head: Uint8Array, body: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+  if (head.length > 0) yield head;
+  yield* body;
 }
 
 interface Item {
@@ -135,7 +146,32 @@ function isSameHost(a: string, b: string): boolean {
 }
 
 export class MessageDelivery {
+  /** DKIM-Signature headers of the messages of runs in progress (a run's message object is its own). */
+  private readonly signatures = new WeakMap<QueuedMessage, Promise<Buffer>>();
+
   constructor(private readonly opts: MessageDeliveryOptions) {}
+
+  /**
+   * The DKIM-Signature header(s) for a message going out: computed once per run (one extra read
+   * of the stored body, hashed as it streams); empty when no key applies. A signing failure is
+   * logged and the message goes unsigned — DKIM never holds mail back.
+   */
+  private signature(msg: QueuedMessage): Promise<Buffer> {
+    const signer = this.opts.signer;
+    if (!signer || signer.size === 0) return Promise.resolve(NO_SIGNATURE);
+    let p = this.signatures.get(msg);
+    if (p === undefined) {
+      p = signer.sign(() => this.opts.store.bodyChunks(msg.id), msg.envelope.sender).then(
+        (header) => (header === '' ? NO_SIGNATURE : Buffer.from(header, 'utf8')),
+        (err: unknown) => {
+          this.opts.log.warn({ queue_id: msg.id, err: err instanceof Error ? err.message : String(err) }, 'delivery: DKIM signing failed; sending unsigned');
+          return NO_SIGNATURE;
+        },
+      );
+      this.signatures.set(msg, p);
+    }
+    return p;
+  }
 
   /** Delivers what is due of the leased message and records the outcome. */
   async deliver(lease: Lease, signal: AbortSignal): Promise<void> {
@@ -309,18 +345,19 @@ export class MessageDelivery {
   private async transactions(msg: QueuedMessage, conn: SmtpClientConnection, nextHop: string, host: string, pending: Item[], record: RunRecord): Promise<Item[]> {
     const moveOn: Item[] = [];
     let batch = pending;
+    const signature = await this.signature(msg);
     for (let round = 0; batch.length > 0 && round < 100; round++) {
       if (!conn.usable) {
         moveOn.push(...batch);
         break;
       }
-      const request = this.request(msg, batch);
+      const request = this.request(msg, batch, signature.length);
       if (request === null) {
         const fact: DeliveryFact = { kind: 'local-failure', failure: 'bad-address', detail: 'an address of the envelope does not parse' };
         for (const i of batch) record.note(i.index, fact, classifyFact(fact), { remoteMta: null, nextHop: null, at: this.opts.clock.now() });
         return moveOn;
       }
-      const outcome = await conn.send(request, () => this.opts.store.bodyChunks(msg.id));
+      const outcome = await conn.send(request, () => prefixed(signature, this.opts.store.bodyChunks(msg.id)));
       const at = this.opts.clock.now();
       const retryNow: Item[] = [];
       outcome.recipients.forEach((o, k) => {
@@ -339,7 +376,8 @@ export class MessageDelivery {
     return moveOn;
   }
 
-  private request(msg: QueuedMessage, items: readonly Item[]): TransactionRequest | null {
+  /** `extra`: bytes sent before the stored body (the DKIM signature), counted in SIZE. */
+  private request(msg: QueuedMessage, items: readonly Item[], extra = 0): TransactionRequest | null {
     const e = msg.envelope;
     const reversePath = e.sender === '' ? null : parseMailbox(e.sender);
     if (e.sender !== '' && reversePath === null) return null;
@@ -352,7 +390,7 @@ export class MessageDelivery {
     }
     return {
       reversePath,
-      params: { size: msg.size, body: e.body, smtputf8: e.smtputf8, ret: e.ret, envid: e.envid, auth: null },
+      params: { size: msg.size + extra, body: e.body, smtputf8: e.smtputf8, ret: e.ret, envid: e.envid, auth: null },
       recipients,
     };
   }

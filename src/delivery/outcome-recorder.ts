@@ -7,6 +7,12 @@
  *
  * No DSN ever goes to the null sender (RFC 5321 §4.5.5). A DSN of ours that fails is reported
  * once to the postmaster; a report to the postmaster that fails is only logged: never a loop.
+ *
+ * A recipient that a local alias or forwarding entry expanded (fact `local-expanded`) is done
+ * ("expanded" / "relayed", RFC 3464 §2.3.3), and the copy of the message for its targets is
+ * queued in the same transaction: same sender and origin, each target with the recipient's
+ * NOTIFY and ORCPT (RFC 3461 §6.2.7: an expansion to several addresses drops NOTIFY=SUCCESS and
+ * reports "expanded" itself; a single target carries NOTIFY on, and its own delivery reports).
  */
 import type { Logger } from 'pino';
 import { COMMAND_WORDS, softened, type Classification } from '../bounce/classify-reply.js';
@@ -20,8 +26,9 @@ import { nextRetry, willRetryUntil } from '../bounce/retry-schedule.js';
 import type { QueueStore } from '../store/queue-store.js';
 import type {
   AttemptRecord, DeliveryRecordResult, Envelope, GeneratedMessage, Lease, MessageOrigin, NotifyParam,
-  QueuedMessage, RecipientUpdate,
+  QueuedMessage, QueuedRecipient, RecipientUpdate,
 } from '../store/queue-types.js';
+import type { DeliveryFact } from '../bounce/delivery-fact.js';
 import type { DeliveryClock } from './delivery-clock.js';
 import type { RecipientResult } from './delivery-result.js';
 
@@ -72,6 +79,15 @@ function reasonOf(r: RecipientResult, c: Classification): string {
   return c.diagnostic.text;
 }
 
+/** RFC 3461 §6.2.7.3: NOTIFY for the addresses of an expansion, without SUCCESS ("NEVER" when nothing is left). */
+export function withoutSuccess(notify: NotifyParam | null): NotifyParam | null {
+  if (notify === null || notify === 'NEVER') return notify;
+  const rest = notify.filter((k) => k !== 'SUCCESS');
+  return rest.length === 0 ? 'NEVER' : rest;
+}
+
+type Expansion = Extract<DeliveryFact, { kind: 'local-expanded' }>;
+
 export class OutcomeRecorder {
   constructor(private readonly opts: OutcomeRecorderOptions) {}
 
@@ -82,6 +98,7 @@ export class OutcomeRecorder {
     const updates: RecipientUpdate[] = [];
     const extraAttempts: AttemptRecord[] = [];
     const notices: Record<DsnKind, DsnRecipient[]> = { failure: [], delay: [], success: [], 'postmaster-copy': [] };
+    const copies: GeneratedMessage[] = [];
     const fromUs = msg.origin !== 'received';
 
     for (const r of results) {
@@ -101,14 +118,18 @@ export class OutcomeRecorder {
       switch (c.outcome) {
         case 'delivered': {
           updates.push({ index: r.index, state: 'delivered', lastReply: line, status: c.status });
-          log.info({ ...logged, outcome: 'delivered' }, 'delivery: delivered');
-          if (!fromUs && wantsNotice(rec.notify, 'SUCCESS') && !r.dsnPassedOn) {
+          const expansion = r.fact.kind === 'local-expanded' ? r.fact : null;
+          log.info({ ...logged, outcome: expansion ? (expansion.mode === 'alias' ? 'expanded' : 'forwarded') : 'delivered' }, 'delivery: delivered');
+          if (expansion !== null) copies.push(this.forwardedCopy(msg, rec, r.address, expansion, now));
+          // A single target carries NOTIFY on: its own delivery reports.
+          const passedOn = r.dsnPassedOn || (expansion !== null && expansion.targets.length === 1);
+          if (!fromUs && wantsNotice(rec.notify, 'SUCCESS') && !passedOn) {
             notices.success.push({
               ...base,
-              action: r.local ? 'delivered' : 'relayed',
+              action: expansion ? 'expanded' : r.local ? 'delivered' : 'relayed',
               status: c.status,
               diagnostic: r.local ? null : c.diagnostic,
-              reason: r.local ? 'delivered to mailbox' : `relayed to a mailer without DSN support: ${reasonOf(r, c)}`,
+              reason: expansion ? expansion.detail : r.local ? 'delivered to mailbox' : `relayed to a mailer without DSN support: ${reasonOf(r, c)}`,
             });
           }
           break;
@@ -153,7 +174,7 @@ export class OutcomeRecorder {
       }
     }
 
-    const generated: GeneratedMessage[] = [];
+    const generated: GeneratedMessage[] = [...copies];
     if (e.sender === '') {
       // RFC 5321 §4.5.5: never a DSN for the null sender. A DSN of ours that failed goes to the postmaster, once.
       if (msg.origin === 'dsn' && notices.failure.length > 0) {
@@ -177,10 +198,33 @@ export class OutcomeRecorder {
     if (!result.applied) {
       log.warn({ queue_id: msg.id, worker: lease.owner }, 'delivery: the lease passed to another worker; this run is not recorded');
     } else {
-      for (const id of result.generated) log.info({ queue_id: id, about: msg.id }, 'delivery: DSN queued');
+      result.generated.forEach((id, i) => {
+        if (i < copies.length) log.info({ queue_id: id, about: msg.id, rcpt: copies[i].envelope.recipients.map((t) => t.address) }, 'delivery: forwarded copy queued');
+        else log.info({ queue_id: id, about: msg.id }, 'delivery: DSN queued');
+      });
       if (result.finished) log.info({ queue_id: msg.id }, 'delivery: message done');
     }
     return result;
+  }
+
+  /**
+   * The copy of `msg` an alias or forward sends to its targets: same sender and origin, the
+   * recipient's NOTIFY (without SUCCESS for several targets) and ORCPT (the recipient itself
+   * when the client gave none), and a `Delivered-To:` line for the address it was expanded for
+   * (loop detection, see mailbox-transport.ts).
+   */
+  private forwardedCopy(msg: QueuedMessage, rec: QueuedRecipient, address: string, expansion: Expansion, now: number): GeneratedMessage {
+    const e = msg.envelope;
+    const notify = expansion.targets.length > 1 ? withoutSuccess(rec.notify) : rec.notify;
+    const orcpt = rec.orcpt ?? { addrType: 'rfc822', address: rec.address };
+    const envelope: Envelope = {
+      ...e,
+      recipients: expansion.targets.map((t) => ({ address: t, notify, orcpt })),
+      client: { ip: '127.0.0.1', port: 0, helo: this.opts.hostname, listener: 'postern-forward', senderGroup: null, policy: null, rdns: null },
+      sessionId: `fwd-${msg.id}`,
+      receivedAt: now,
+    };
+    return { envelope, origin: msg.origin, body: [Buffer.from(`Delivered-To: ${address}\r\n`, 'utf8'), { copyOf: msg.id }] };
   }
 
   /** Renders one DSN about `msg` as a message for the queue. */

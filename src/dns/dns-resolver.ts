@@ -28,6 +28,8 @@ export interface DnsResolverOptions {
   readonly cacheMs?: number;
   readonly maxCacheEntries?: number;
   readonly clock?: () => number;
+  /** Called after each lookup that went to the network (not cache hits): metrics. */
+  readonly onLookup?: (type: string, result: 'ok' | 'nxdomain' | 'nodata' | 'temporary') => void;
 }
 
 /** What the rest of Postern sees; policy and delivery declare the parts they use structurally. */
@@ -91,6 +93,7 @@ export class DnsResolver implements DnsLookups {
     this.counters.lookups++;
     const answer = await this.withTimeout(ask);
     if (!answer.ok && answer.kind === 'temporary') this.counters.temporaryFailures++;
+    this.opts.onLookup?.(key.slice(0, key.indexOf(' ')), answer.ok ? 'ok' : answer.kind);
     const cacheMs = this.opts.cacheMs ?? 0;
     if (cacheMs > 0 && (answer.ok || answer.kind !== 'temporary')) {
       if (this.cache.size >= (this.opts.maxCacheEntries ?? 10_000)) {

@@ -8,7 +8,7 @@
 import { domainToASCII } from 'node:url';
 import { DOT_STRING, DOT_STRING_UTF8, hasNonAscii } from '../smtp/abnf.js';
 import { parseMailbox } from '../smtp/mailbox.js';
-import type { LocalPartCase } from './mailbox-config-schema.js';
+import type { LocalPartCase } from '../config/mailboxes-schema.js';
 
 export interface CanonicalAddress {
   /** `local@domain` as compared: the key of every table in the users file. */

@@ -10,7 +10,7 @@
  * accounting is exact. {@link deliveryOutcome} turns the result into what the bounce machinery
  * needs: delivered, or soft/hard with the catalogue reply per `over_quota`.
  */
-import type { OverQuotaMode } from './mailbox-config-schema.js';
+import type { OverQuotaMode } from '../config/mailboxes-schema.js';
 import { MailboxQuota, type QuotaOwner } from './mailbox-quota.js';
 import { maildirPath } from './mailbox-path.js';
 import { MaildirWriter, type MessageBody, type WriteOptions } from './maildir-writer.js';

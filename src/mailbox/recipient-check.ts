@@ -34,7 +34,7 @@
  * directory reloads it without a restart, and the sender's next retry is accepted. Left
  * unfixed, the sender's own queue lifetime turns it into a bounce.
  */
-import type { OverQuotaMode } from './mailbox-config-schema.js';
+import type { OverQuotaMode } from '../config/mailboxes-schema.js';
 import type { AliasTarget, LookupResult, MailboxUser } from './user-directory.js';
 import type { ReplyId } from '../smtp/reply-catalogue.js';
 import { reply, type Reply, type ReplyVars } from '../smtp/reply.js';

@@ -3,7 +3,7 @@
  * address reaches (from maildirsize, not by summing files), then the pure
  * {@link recipientVerdict}. What the policy engine calls for a recipient in a local domain.
  */
-import type { OverQuotaMode } from './mailbox-config-schema.js';
+import type { OverQuotaMode } from '../config/mailboxes-schema.js';
 import type { MailboxQuota } from './mailbox-quota.js';
 import { mailboxesOf, recipientVerdict, type RecipientVerdict } from './recipient-check.js';
 import type { LookupResult } from './user-directory.js';

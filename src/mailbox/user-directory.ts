@@ -34,7 +34,7 @@ import { readFile } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
 import { formatConfigPath } from '../config/config-error.js';
 import { canonicalAddress, canonicalDomain, isBarePostmaster, type CanonicalAddress } from './mailbox-address.js';
-import type { LocalPartCase } from './mailbox-config-schema.js';
+import type { LocalPartCase } from '../config/mailboxes-schema.js';
 import { verifyPassword } from './password-hash.js';
 import { parseUsersFileText, type ForwardMode, type MailboxStatus, type UsersFileData } from './users-file.js';
 

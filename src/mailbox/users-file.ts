@@ -38,7 +38,7 @@ import { locateInYaml, type PointAt } from '../config/yaml-location.js';
 import { parseMailbox } from '../smtp/mailbox.js';
 import { writeFileAtomic } from './durable-file.js';
 import { canonicalAddress } from './mailbox-address.js';
-import type { LocalPartCase } from './mailbox-config-schema.js';
+import type { LocalPartCase } from '../config/mailboxes-schema.js';
 import { isPasswordHash, PASSWORD_HASH_EXPECTED } from './password-hash.js';
 
 export const MAILBOX_STATUSES = ['active', 'disabled', 'locked'] as const;

@@ -9,7 +9,8 @@
  * (temporary: SERVFAIL, timeout) — the difference between a 5xx and a 4xx everywhere below.
  */
 
-import type { Verdict } from '../smtp/server/server-events.js';
+import type { ReplyId } from '../smtp/reply-catalogue.js';
+import type { ReplyVars } from '../smtp/reply.js';
 import type { MaybeAsync } from './session-policy.js';
 
 export type DnsFailureKind = 'nxdomain' | 'nodata' | 'temporary';
@@ -39,6 +40,8 @@ export interface PolicyDns {
   mx(name: string): Promise<DnsAnswer<MxRecord>>;
   /** PTR names of an IPv4 or IPv6 address. */
   ptr(ip: string): Promise<DnsAnswer<string>>;
+  /** TXT records, each one's character-strings joined (SPF, DKIM keys, DMARC). */
+  txt(name: string): Promise<DnsAnswer<string>>;
 }
 
 /**
@@ -60,27 +63,40 @@ export type Clock = () => number;
 
 /**
  * What a recipient directory says about an address of a local domain: exists (250 2.1.5),
- * unknown (550 5.1.1), temporary (451 4.4.3) — or a verdict of its own, for directories that know
- * more (a disabled mailbox 550 5.2.1, a locked one 450 4.2.1, over quota 452 4.2.2 / 552 5.2.2,
- * a forward 251 2.1.5, a referral 551 5.1.6), each built from the catalogue.
+ * unknown (550 5.1.1), temporary (451 4.4.3) — or an answer of its own, for directories that
+ * know more (a disabled mailbox 550 5.2.1, a locked one 450 4.2.1, over quota 452 4.2.2 /
+ * 552 5.2.2, a forward 251 2.1.5, a referral 551 5.1.6, an alias loop 451 4.3.0), named by its
+ * catalogue id: the policy renders it with its reply overrides, like every other reply.
  */
 export type RecipientLookup = 'exists' | 'unknown' | 'temporary' | RecipientAnswer;
 
 export interface RecipientAnswer {
-  /** accept (its reply, e.g. 251, is sent as is) or reject. */
-  readonly verdict: Verdict;
+  /** true: the recipient is taken (with `reply`, e.g. 251); false: refused with `reply`. */
+  readonly accept: boolean;
+  /** The catalogue entry of the answer: rcpt.ok, rcpt.forward, rcpt.mailbox-disabled, … */
+  readonly reply: ReplyId;
+  /** Its text's variables: `{address}` of rcpt.ok / rcpt.forward (the new address) / rcpt.refer. */
+  readonly vars?: ReplyVars;
+  /**
+   * Addresses outside the local mailboxes that Postern itself will send this recipient's mail to
+   * (a forward's new address, an alias's remote targets). Each must pass the recipient block
+   * list (`recipients.blocked`): one that is on it refuses the recipient, 550 5.7.1. Our own
+   * forward needs no relay permission of the client.
+   */
+  readonly forwardTo?: readonly string[];
   /** For explanations: "mailbox disabled". */
   readonly why: string;
 }
 
 /**
- * The users of the local domains. Today a plain list from the config (`recipients.valid`); the
- * local-mailbox users file (with status, quota, aliases and forwards) plugs in here.
+ * The users of the local domains: a plain list from the config (`recipients.valid`), or the
+ * local-mailbox users file (with status, quota, aliases and forwards; wired in src/gateway.ts).
  */
 export interface RecipientDirectory {
   /**
-   * `address` is `local@domain` with the local part unquoted and the domain in lower case
-   * without a trailing dot; `declaredSize` is MAIL FROM's SIZE= (for quota checks), or null.
+   * `address` is `local@domain`: the local part as on the wire (quotes kept: `"a b"@example.test`),
+   * the domain in lower case, without a trailing dot, as A-labels; `declaredSize` is MAIL FROM's
+   * SIZE= (for quota checks), or null.
    */
   lookup(address: string, declaredSize: number | null): MaybeAsync<RecipientLookup>;
 }

@@ -30,7 +30,11 @@ import { AddressList, ListRecipientDirectory, normalizeDomain, RecipientAccessTa
 import { checkReverseDns, type ReverseDnsVerdict } from './reverse-dns-check.js';
 import { verifySenderDomain } from './sender-domain-check.js';
 import { compileSenderGroups, matchSenderGroup, type CompiledSenderGroup, type SenderGroupMatch } from './sender-group-matcher.js';
-import type { ClientFacts, MailFacts, MaybeAsync, PolicyEngine, RcptFacts, SessionPolicy } from './session-policy.js';
+import type {
+  AuthFailureVerdict, ClientFacts, MailFacts, MaybeAsync, MessageCheck, PolicyEngine, RcptFacts, SessionPolicy,
+} from './session-policy.js';
+import { senderAuthFor } from '../config/sender-auth-schema.js';
+import { authenticationResultsHeader, decideSenderAuth, SenderAuthCheck } from './sender-authentication.js';
 import { InProcessCounters } from './sliding-window-counters.js';
 
 const HOUR_MS = 3_600_000;
@@ -50,7 +54,7 @@ function chain<T, U>(v: MaybeAsync<T>, f: (t: T) => MaybeAsync<U>): MaybeAsync<U
 export type PolicyEngineConfig = Pick<
   PosternConfig,
   'hostname' | 'limits' | 'domains' | 'sender_groups' | 'policies' | 'recipients' | 'senders' | 'reply_overrides'
->;
+> & Partial<Pick<PosternConfig, 'auth' | 'sender_auth'>>;
 
 export interface ConfiguredPolicyEngineOptions {
   readonly config: PolicyEngineConfig;
@@ -60,6 +64,8 @@ export interface ConfiguredPolicyEngineOptions {
   readonly clock?: Clock;
   /** Who exists in the local domains. Default: `recipients.valid`. */
   readonly directory?: RecipientDirectory;
+  /** For DMARC pct sampling (RFC 7489 §6.6.4). Default Math.random. */
+  readonly random?: () => number;
 }
 
 /** The policy a client gets when no sender group matches: refused (a config warning says so). */
@@ -229,7 +235,9 @@ export class ConfiguredSessionPolicy implements SessionPolicy {
 
   rcpt(f: RcptFacts): MaybeAsync<Verdict> {
     const p = this.policy.config;
-    if (p.reverse_dns === 'none' || p.reject_at !== 'rcpt') return this.rcptAccess(f);
+    // An authenticated submission client is known by its credentials, not by its address (a
+    // laptop on a home line has no useful reverse DNS): the delayed client check is skipped.
+    if (p.reverse_dns === 'none' || p.reject_at !== 'rcpt' || isAuthenticated(f)) return this.rcptAccess(f);
     return chain(this.reverseDnsVerdict(), ({ verdict, dns }) => {
       this.step('rcpt', `reverse DNS (${p.reverse_dns})`, `${verdict.result}: ${verdict.why}`, dns);
       if (verdict.result === 'fail') return this.reject('rcpt.rdns-failed', this.clientVar);
@@ -239,14 +247,22 @@ export class ConfiguredSessionPolicy implements SessionPolicy {
   }
 
   private rcptAccess(f: RcptFacts): MaybeAsync<Verdict> {
-    return chain(this.engine.access.decide(f.forwardPath, this.policy.relays, f.params.size), (d) => {
+    // RFC 6409 §4.3 / RFC 4954 §5: an authenticated client may relay (AUTH is offered only on
+    // listeners with `auth:` set).
+    const mayRelay = this.policy.relays || isAuthenticated(f);
+    if (!this.policy.relays && mayRelay) this.step('rcpt', 'relay permission', `authenticated as ${f.authenticatedUser}: may relay`);
+    return chain(this.engine.access.decide(f.forwardPath, mayRelay, f.params.size), (d) => {
       switch (d.kind) {
         case 'reject':
           this.step('rcpt', 'recipient access', `reject: ${d.why}`);
           return this.reject(d.reply);
-        case 'directory':
-          this.step('rcpt', 'recipient access', `${d.verdict.kind}: ${d.why}`);
-          return d.verdict.kind === 'accept' ? this.rcptRate(f, d.verdict) : d.verdict;
+        case 'directory': {
+          // The directory names a catalogue reply; it is rendered with this policy's overrides.
+          this.step('rcpt', 'recipient access', `${d.accept ? 'accept' : 'reject'}: ${d.why}`);
+          if (!d.accept) return this.reject(d.reply, d.vars);
+          // rcpt.ok is what the session says to an accepted recipient anyway.
+          return this.rcptRate(f, d.reply === 'rcpt.ok' ? ACCEPT : { kind: 'accept', reply: this.policy.replies.render(d.reply, d.vars) });
+        }
         case 'accept':
           this.step('rcpt', 'recipient access', `accept: ${d.why}`);
           return this.rcptRate(f, ACCEPT);
@@ -283,6 +299,82 @@ export class ConfiguredSessionPolicy implements SessionPolicy {
     })();
   }
 
+  private get authFailureKey(): string {
+    return `authfail/ip/${this.ip}`;
+  }
+
+  /** AUTH from an IP that reached `auth.max_failures_per_ip` within the window: 421 4.7.0, unchecked. */
+  authStart(): MaybeAsync<Verdict> {
+    const auth = this.engine.opts.config.auth;
+    if (auth === undefined) return ACCEPT;
+    return this.engine.counters.hit(this.authFailureKey, auth.failure_window, this.engine.clock(), 0).then((failures) => {
+      const over = failures >= auth.max_failures_per_ip;
+      this.step('auth', `AUTH failures from ${this.client.ip} (max ${auth.max_failures_per_ip})`, `${failures}${over ? ': refused' : ''}`);
+      return over ? this.reject('auth.too-many-failures', {}, true) : ACCEPT;
+    });
+  }
+
+  /**
+   * A failed AUTH counts against the client IP: the answer waits `failure_delay` times the IP's
+   * failures in the window (so guessing slows down across sessions, not just within one), and the
+   * failure that reaches the limit gets 421 4.7.0 and the connection is closed.
+   */
+  authFailed(): MaybeAsync<AuthFailureVerdict> {
+    const auth = this.engine.opts.config.auth;
+    if (auth === undefined) return { delayMs: 0, verdict: this.reject('auth.invalid-credentials') };
+    return this.engine.counters.hit(this.authFailureKey, auth.failure_window, this.engine.clock(), 1).then((failures) => {
+      const over = failures >= auth.max_failures_per_ip;
+      this.step('auth', `AUTH failures from ${this.client.ip} (max ${auth.max_failures_per_ip})`, `${failures}${over ? ': limit reached' : ''}`);
+      return {
+        delayMs: auth.failure_delay * Math.min(failures, auth.max_failures_per_ip),
+        verdict: over ? this.reject('auth.too-many-failures', {}, true) : this.reject('auth.invalid-credentials'),
+      };
+    });
+  }
+
+  /**
+   * Sender authentication (`sender_auth:`) of one message: SPF from the envelope at once, DKIM as
+   * the body arrives, ARC and DMARC at the end; the Authentication-Results header and the verdict
+   * per this policy's settings (sender-authentication.ts).
+   */
+  messageCheck(f: MailFacts): MessageCheck | null {
+    const config = this.engine.opts.config;
+    if (config.sender_auth === undefined) return null;
+    const settings = senderAuthFor(config.sender_auth, this.policyName);
+    if (!settings.check) return null;
+    if (settings.skip_relay_clients && (this.policy.relays || isAuthenticated(f))) {
+      this.step('data', 'sender authentication', 'skipped: a client that may relay sends outbound mail');
+      return null;
+    }
+    const sender = f.reversePath === null ? '' : `${unquoteLocalPart(f.reversePath.localPart)}@${normalizeDomain(f.reversePath.domain)}`;
+    const check = new SenderAuthCheck({
+      ip: this.client.ip,
+      helo: f.helo,
+      sender,
+      hostname: this.engine.hostname,
+      dns: this.engine.opts.dns,
+      minKeyBits: settings.min_key_bits,
+      maxHeaderBytes: config.limits.max_header_size,
+    });
+    return {
+      write: (chunk) => check.write(chunk),
+      abort: () => check.abort(),
+      get backlogged() {
+        return check.backlogged;
+      },
+      drained: () => check.drained(),
+      finish: async () => {
+        const results = await check.finish();
+        const header = authenticationResultsHeader(this.engine.hostname, results);
+        const d = decideSenderAuth(results, settings, this.engine.opts.random);
+        this.step('data', 'sender authentication', `${d.kind}${d.kind === 'accept' && d.hold ? ' (held)' : ''}: ${d.why}`);
+        return d.kind === 'reject'
+          ? { verdict: this.reject(d.reply), hold: false, header }
+          : { verdict: ACCEPT, hold: d.hold, header };
+      },
+    };
+  }
+
   /** Counts one more in the key's hour; true (and the count given back) when that is over `limit`. */
   private async overLimit(key: string, limit: number): Promise<boolean> {
     const now = this.engine.clock();
@@ -291,6 +383,10 @@ export class ConfiguredSessionPolicy implements SessionPolicy {
     await this.engine.counters.hit(key, HOUR_MS, now, -1);
     return true;
   }
+}
+
+function isAuthenticated(f: MailFacts): boolean {
+  return f.authenticatedUser !== undefined && f.authenticatedUser !== null;
 }
 
 /** The sender address the per-sender counters use: lower case; "" for the null sender. */

@@ -11,7 +11,7 @@ export interface DnsLookupRecord {
   readonly answer: string;
 }
 
-export type PolicyStage = 'session' | 'connect' | 'helo' | 'mail' | 'rcpt';
+export type PolicyStage = 'session' | 'connect' | 'helo' | 'auth' | 'mail' | 'rcpt' | 'data';
 
 export interface PolicyStep {
   readonly stage: PolicyStage;

@@ -5,7 +5,9 @@
  *   <Postmaster>, postmaster@<local domain>  accept (RFC 5321 §4.1.1.3, §4.5.1)
  *   on the recipient block list               550 5.7.1  rcpt.blocked
  *   routing tricks for a local/relay domain   550 5.7.1  rcpt.relay-denied   (unless the client may relay)
- *   local domain                              the directory: accept | 550 5.1.1 | 451 4.4.3
+ *   local domain                              the directory: accept | 550 5.1.1 | 451 4.4.3, or its own
+ *                                             answer (550 5.2.1, 450 4.2.1, 452 4.2.2, 251 2.1.5, …);
+ *                                             a forward or alias to a blocked address: 550 5.7.1
  *   relay domain (domains.relay)              accept, from anyone
  *   anything else                             accept when the policy relays, else 550 5.7.1 relay denied
  *
@@ -16,15 +18,16 @@
  * without a trailing dot, and as A-labels.
  */
 import { domainToASCII } from 'node:url';
-import type { Mailbox } from '../smtp/mailbox.js';
-import type { Verdict } from '../smtp/server/server-events.js';
-import type { RecipientDirectory, RecipientLookup } from './facts.js';
+import { parseMailbox, type Mailbox } from '../smtp/mailbox.js';
+import type { ReplyId } from '../smtp/reply-catalogue.js';
+import type { ReplyVars } from '../smtp/reply.js';
+import type { RecipientAnswer, RecipientDirectory, RecipientLookup } from './facts.js';
 import type { MaybeAsync } from './session-policy.js';
 
 export type RecipientDecision =
   | { readonly kind: 'accept'; readonly route: 'postmaster' | 'local' | 'relay-domain' | 'relay'; readonly why: string }
   /** The directory's own answer for a local recipient (disabled, locked, over quota, forwarded…). */
-  | { readonly kind: 'directory'; readonly verdict: Verdict; readonly why: string }
+  | { readonly kind: 'directory'; readonly accept: boolean; readonly reply: ReplyId; readonly vars: ReplyVars; readonly why: string }
   | {
     readonly kind: 'reject';
     readonly reply: 'rcpt.relay-denied' | 'rcpt.blocked' | 'rcpt.unknown-user' | 'rcpt.lookup-tempfail';
@@ -62,7 +65,7 @@ export class ListRecipientDirectory implements RecipientDirectory {
 
   lookup(address: string): RecipientLookup {
     const at = address.lastIndexOf('@');
-    return this.list.match(address.slice(0, at), address.slice(at + 1)) === null ? 'unknown' : 'exists';
+    return this.list.match(unquoteLocalPart(address.slice(0, at)), address.slice(at + 1)) === null ? 'unknown' : 'exists';
   }
 }
 
@@ -84,13 +87,27 @@ export function unquoteLocalPart(localPart: string): string {
 /** Characters that make a local part an address of its own somewhere: %, !, @. */
 const ROUTING = /[%!@]/;
 
-function localDecision(found: RecipientLookup, domain: string): RecipientDecision {
-  if (typeof found === 'object') return { kind: 'directory', verdict: found.verdict, why: found.why };
+function localDecision(found: RecipientLookup, domain: string, blocked: AddressList): RecipientDecision {
+  if (typeof found === 'object') return answerDecision(found, blocked);
   switch (found) {
     case 'exists': return { kind: 'accept', route: 'local', why: `a user of the local domain ${domain}` };
     case 'unknown': return { kind: 'reject', reply: 'rcpt.unknown-user', why: `no such user in the local domain ${domain}` };
     case 'temporary': return { kind: 'reject', reply: 'rcpt.lookup-tempfail', why: 'the user directory failed temporarily' };
   }
+}
+
+/** A directory's own answer; an accepted one whose mail we would relay to a blocked address is refused. */
+function answerDecision(found: RecipientAnswer, blocked: AddressList): RecipientDecision {
+  if (found.accept) {
+    for (const target of found.forwardTo ?? []) {
+      const m = parseMailbox(target.trim().replace(/^<(.*)>$/, '$1'));
+      const hit = m === null ? null : blocked.match(unquoteLocalPart(m.localPart), normalizeDomain(m.domain));
+      if (hit !== null) {
+        return { kind: 'reject', reply: 'rcpt.blocked', why: `${found.why}, but ${target} is on the recipient block list (${hit})` };
+      }
+    }
+  }
+  return { kind: 'directory', accept: found.accept, reply: found.reply, vars: found.vars ?? {}, why: found.why };
 }
 
 export interface RecipientAccessOptions {
@@ -141,8 +158,11 @@ export class RecipientAccessTable {
       };
     }
     if (isLocal) {
-      const found = this.opts.directory.lookup(`${localPart}@${domain}`, declaredSize);
-      return found instanceof Promise ? found.then((f) => localDecision(f, domain)) : localDecision(found, domain);
+      // The local part as on the wire (quotes kept: a directory that parses addresses needs them).
+      const found = this.opts.directory.lookup(`${recipient.localPart}@${domain}`, declaredSize);
+      return found instanceof Promise
+        ? found.then((f) => localDecision(f, domain, this.blocked))
+        : localDecision(found, domain, this.blocked);
     }
     if (isRelayDomain) return { kind: 'accept', route: 'relay-domain', why: `${domain} is a relay domain` };
     if (mayRelay) return { kind: 'accept', route: 'relay', why: `${domain} is not ours, and the policy relays` };

@@ -22,6 +22,12 @@ export interface MailFacts {
   readonly helo: string | null;
   readonly reversePath: Mailbox | null;
   readonly params: MailParams;
+  /**
+   * The identity the client authenticated as with SMTP AUTH (RFC 4954), or null/absent. Only
+   * listeners with `auth:` set offer AUTH, so a value here means an authenticated submission:
+   * such a client may relay.
+   */
+  readonly authenticatedUser?: string | null;
 }
 
 export interface RcptFacts extends MailFacts {
@@ -57,6 +63,55 @@ export interface SessionPolicy {
   rcpt(facts: RcptFacts): MaybeAsync<Verdict>;
   /** A message was accepted (for rate counters). */
   messageAccepted?(recipients: number): void;
+  /**
+   * AUTH from this client, before its credentials are checked: accept lets the check run; a
+   * reject (421 4.7.0 and close, when its IP failed too often lately) refuses it unchecked.
+   * Absent: always allowed.
+   */
+  authStart?(): MaybeAsync<Verdict>;
+  /**
+   * AUTH from this client failed (bad credentials). Counted per client IP across sessions: how
+   * long to wait before answering (growing with the failures), and the answer — 535 5.7.8, or
+   * 421 4.7.0 and close once the IP is over its limit. Absent: the server's per-session delay.
+   */
+  authFailed?(): MaybeAsync<AuthFailureVerdict>;
+  /**
+   * DATA/BDAT accepted: the checks of this message, fed as it arrives; null when none apply
+   * (sender authentication off for this policy, or a relaying/authenticated client). Absent: none.
+   */
+  messageCheck?(facts: MailFacts): MessageCheck | null;
+}
+
+/**
+ * The content checks of one message while it arrives (sender authentication: SPF, DKIM, DMARC,
+ * ARC). Body bytes go in as they are received — nothing is buffered beyond the header section —
+ * and the end of data gives the verdict.
+ */
+export interface MessageCheck {
+  /** Body bytes as received (dot-unstuffed), in order. A slice valid only during the call. */
+  write(chunk: Buffer): void;
+  /** End of data: the verdict, whether to hold the message, and header fields to add. */
+  finish(): Promise<MessageCheckResult>;
+  /** The message was abandoned (rejected, reset, connection lost). */
+  abort(): void;
+  /** More bytes wait to be checked than the check holds: the server stops reading until `drained`. */
+  readonly backlogged?: boolean;
+  /** Resolves when the waiting bytes were checked (at once when none wait, or after abort). */
+  drained?(): Promise<void>;
+}
+
+export interface MessageCheckResult {
+  /** accept, or reject with the reply (550 5.7.23, 451 4.7.24, 554 5.7.1, 451 4.7.1…). */
+  readonly verdict: Verdict;
+  /** Quarantine: store it held, to be released (or deleted) by an administrator. */
+  readonly hold: boolean;
+  /** Header fields for the top of the stored message (Authentication-Results), CRLF-terminated; "" for none. */
+  readonly header: string;
+}
+
+export interface AuthFailureVerdict {
+  readonly delayMs: number;
+  readonly verdict: Verdict;
 }
 
 export interface PolicyEngine {

@@ -10,4 +10,20 @@ export type AuthResult =
 
 export interface Authenticator {
   verify(username: string, password: string): Promise<AuthResult>;
+  /**
+   * Whether `address` (local@domain, local part unquoted) belongs to `user` (the `user` of an
+   * `ok` verify): its own address or one of its aliases. Checked at MAIL on listeners with
+   * `sender_login_match` (the default): false → 553 5.7.1. May throw when the directory cannot
+   * answer now (→ 451 4.3.0). Absent: only the user's own name matches (see `sameAddress`).
+   */
+  ownsAddress?(user: string, address: string): boolean | Promise<boolean>;
+}
+
+/**
+ * The fallback ownership test: `address` is `user` itself, domains compared in any case and
+ * local parts too (as Postern compares addresses elsewhere).
+ */
+export function sameAddress(user: string, address: string): boolean {
+  const norm = (a: string): string => a.trim().replace(/^<|>$/g, '').replace(/\.$/, '').toLowerCase();
+  return norm(user) === norm(address);
 }

@@ -199,6 +199,11 @@ export class SmtpConnection {
       }
       case 'body':
         this.intake.body(e.chunk);
+        // The content checks hash the body as it comes; when they lag, the client waits (bounded memory).
+        if (this.intake.bodyBacklogged) {
+          this.pauseReading();
+          void this.intake.bodyDrained().then(() => this.resumeIfPossible());
+        }
         return false;
       case 'message-end': {
         // Replies so far go out before the commit waits (the client sees progress in order anyway).
@@ -218,6 +223,7 @@ export class SmtpConnection {
         this.upgradeToTls();
         return false;
       case 'replied':
+        this.intake.replied(e.command, e.reply);
         if (e.reply.code >= 400) {
           this.log.info({ session: this.id, command: e.command, reply: `${e.reply.code} ${e.reply.enhanced ?? ''} ${e.reply.lines[0]}`.replace('  ', ' ') }, 'rejected');
         }
@@ -275,7 +281,7 @@ export class SmtpConnection {
   }
 
   private resumeIfPossible(): void {
-    if (this.readPaused && !this.socket.writableNeedDrain && this.session.bufferedInput <= MAX_BUFFERED_INPUT) {
+    if (this.readPaused && !this.socket.writableNeedDrain && this.session.bufferedInput <= MAX_BUFFERED_INPUT && !this.intake.bodyBacklogged) {
       this.readPaused = false;
       this.socket.resume();
     }

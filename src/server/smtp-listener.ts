@@ -15,6 +15,7 @@ import type { PolicyEngine, SessionPolicy } from '../policy/session-policy.js';
 import type { QueueStore } from '../store/queue-store.js';
 import { Intake } from './intake.js';
 import { SmtpConnection, type ConnectionTimeouts } from './smtp-connection.js';
+import type { SessionObserver } from './session-observer.js';
 import { nextSessionId } from './session-id.js';
 
 export interface SmtpListenerOptions {
@@ -43,6 +44,10 @@ export interface SmtpListenerOptions {
   readonly authenticator?: Authenticator | null;
   readonly authFailureDelayMs?: number;
   readonly maxAuthFailures?: number;
+  /** After AUTH, MAIL FROM must belong to the user (553 5.7.1); default true. */
+  readonly senderLoginMatch?: boolean;
+  /** Metrics: connections and replies. */
+  readonly observer?: SessionObserver | null;
 }
 
 export class SmtpListener {
@@ -127,6 +132,9 @@ export class SmtpListener {
       tls: () => connRef?.tlsInfo ?? null,
       authenticator: this.opts.authenticator ?? null,
       authFailureDelayMs: this.opts.authFailureDelayMs,
+      senderLoginMatch: this.opts.senderLoginMatch ?? true,
+      maxHeaderBytes: this.opts.limits.maxHeaderBytes,
+      observer: this.opts.observer ?? null,
     });
     let connRef: SmtpConnection | null = null;
     const implicit = this.opts.tls === 'implicit';
@@ -162,6 +170,7 @@ export class SmtpListener {
       conn.tlsInfo = { version: t.getProtocol() ?? 'TLS', cipher: t.getCipher()?.name ?? 'unknown' };
     }
     this.connections.add(conn);
+    this.opts.observer?.connectionOpened?.(this.opts.name);
     socket.resume();
   }
 
@@ -178,6 +187,7 @@ export class SmtpListener {
 
   private closed(c: SmtpConnection, ip: string): void {
     this.connections.delete(c);
+    this.opts.observer?.connectionClosed?.(this.opts.name);
     const n = (this.perIp.get(ip) ?? 1) - 1;
     if (n <= 0) this.perIp.delete(ip);
     else this.perIp.set(ip, n);

@@ -132,10 +132,17 @@ export interface AttemptRecord {
 /** A body part of a generated message: bytes, or the stored body of a queued message. */
 export type GeneratedBodyPart = Uint8Array | { readonly copyOf: QueueId };
 
-/** A message Postern writes itself (a DSN), queued in the same transaction as the outcome behind it. */
+/**
+ * A message Postern writes itself, queued in the same transaction as the outcome behind it: a
+ * DSN or a notice to the postmaster, or the copy of a received message that an alias or a
+ * forwarding entry sends on. That copy keeps the original's origin ('received' for a received
+ * message: it is still the sender's mail, with their envelope sender, NOTIFY and DSNs); its
+ * envelope's client names the listener 'postern-forward' and its session id is
+ * `fwd-<original queue id>`.
+ */
 export interface GeneratedMessage {
   readonly envelope: Envelope;
-  readonly origin: Exclude<MessageOrigin, 'received'>;
+  readonly origin: MessageOrigin;
   /** Concatenated in order; `copyOf` parts are copied inside the store (memory stays bounded). */
   readonly body: readonly GeneratedBodyPart[];
 }

@@ -112,3 +112,16 @@ test('soft_bounce: a hard verdict becomes soft with a class-4 status; others sta
   const ok = classifyFact(reply('END-OF-DATA', 250, 'ok'));
   assert.equal(softened(ok), ok);
 });
+
+test('a local mailbox’s own verdict is taken as given: a local 552 5.2.2 stays hard, unlike 552 to RCPT from a remote server', () => {
+  const local = (outcome: 'soft' | 'hard', status: string, text: string): DeliveryFact => ({ kind: 'local-refused', outcome, status, text, detail: 'why' });
+  const hard = classifyFact(local('hard', '5.2.2', '552 5.2.2 Recipient address rejected: Mailbox full'));
+  assert.deepEqual([hard.outcome, hard.status, hard.diagnostic], ['hard', '5.2.2', { type: 'X-Postern', text: '552 5.2.2 Recipient address rejected: Mailbox full (why)' }]);
+  assert.equal(classifyFact(reply('RCPT', 552, '5.2.2 Mailbox full')).outcome, 'soft');
+  const soft = classifyFact(local('soft', '4.2.2', '452 4.2.2 Recipient address rejected: Mailbox full'));
+  assert.deepEqual([soft.outcome, soft.status], ['soft', '4.2.2']);
+  const expanded = classifyFact({ kind: 'local-expanded', mode: 'alias', targets: ['a@x.test', 'b@y.test'], detail: 'alias expanded to 2 addresses' });
+  assert.deepEqual([expanded.outcome, expanded.status, expanded.rule], ['delivered', '2.0.0', 'alias expanded']);
+  // soft_bounce still turns the hard one soft.
+  assert.deepEqual([softened(hard).outcome, softened(hard).status], ['soft', '4.2.2']);
+});

@@ -8,7 +8,7 @@ import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import { ConfigError, formatConfigIssue, type ConfigIssue } from '../../src/config/config-error.js';
 import {
-  checkConfigFile, DEFAULT_CONFIG_YAML, defaultConfig, loadConfigFile, parseConfigText,
+  analyseConfigText, checkConfigFile, DEFAULT_CONFIG_YAML, defaultConfig, loadConfigFile, parseConfigText, QUICK_START_YAML,
 } from '../../src/config/load-config.js';
 import { writeTempConfig, yamlLines } from './temp-config.js';
 
@@ -34,7 +34,7 @@ test('the embedded default is valid: 127.0.0.1:2525, SQLite under ./var/queue of
   assert.equal(config.hostname, hostname());
   assert.deepEqual(config.store, { kind: 'sqlite', path: join(process.cwd(), 'var', 'queue'), min_free_space: 100 * 1024 ** 2 });
   assert.deepEqual(config.listeners, [
-    { name: 'inbound', listen: { host: '127.0.0.1', port: 2525 }, banner: 'Postern', max_connections: 1000, tls: 'none', require_tls: false, auth: 'none', auth_without_tls: false },
+    { name: 'inbound', listen: { host: '127.0.0.1', port: 2525 }, banner: 'Postern', max_connections: 1000, tls: 'none', require_tls: false, auth: 'none', auth_without_tls: false, sender_login_match: true },
   ]);
   assert.deepEqual(config.limits, {
     max_message_size: 100 * 1024 ** 2,
@@ -55,7 +55,10 @@ test('the embedded default is valid: 127.0.0.1:2525, SQLite under ./var/queue of
 
 test('the embedded default text says exactly what the schema defaults are', () => {
   const baseDir = process.cwd();
-  assert.deepEqual(parseConfigText(DEFAULT_CONFIG_YAML, 'default.yaml', { baseDir }), parseConfigText('', 'empty.yaml', { baseDir }));
+  // Every value shown is the default, except the quick start's example.test mailboxes.
+  assert.deepEqual(parseConfigText(DEFAULT_CONFIG_YAML, 'default.yaml', { baseDir }), parseConfigText(QUICK_START_YAML, 'quick.yaml', { baseDir }));
+  const empty = parseConfigText('', 'empty.yaml', { baseDir });
+  assert.deepEqual([empty.domains.local, empty.recipients.valid], [[], []]);
   // And with everything commented out it is still the same config.
   assert.deepEqual(parseConfigText('# nothing\n', 'x.yaml', { baseDir }), parseConfigText('{}', 'y.yaml', { baseDir }));
 });
@@ -80,8 +83,8 @@ test('a file sets what it names; the rest keeps its defaults', () => {
   const config = loadConfigFile(file);
   assert.equal(config.hostname, 'mx.example.test');
   assert.deepEqual(config.listeners, [
-    { name: 'inbound', listen: { host: '0.0.0.0', port: 25 }, banner: 'Example Mail', max_connections: 1000, tls: 'none', require_tls: false, auth: 'none', auth_without_tls: false },
-    { name: 'submission', listen: { host: '::1', port: 587 }, banner: 'Postern', max_connections: 50, tls: 'none', require_tls: false, auth: 'none', auth_without_tls: false },
+    { name: 'inbound', listen: { host: '0.0.0.0', port: 25 }, banner: 'Example Mail', max_connections: 1000, tls: 'none', require_tls: false, auth: 'none', auth_without_tls: false, sender_login_match: true },
+    { name: 'submission', listen: { host: '::1', port: 587 }, banner: 'Postern', max_connections: 50, tls: 'none', require_tls: false, auth: 'none', auth_without_tls: false, sender_login_match: true },
   ]);
   assert.equal(config.limits.max_message_size, 20 * 1024 ** 2);
   assert.equal(config.limits.max_recipients, 100);
@@ -306,4 +309,17 @@ test('an unknown key inside a reply override is named with the keys an override 
   assert.deepEqual(error.issues.map((i) => `${i.line}:${i.column} ${i.path}: ${i.message}`), [
     '2:31 reply_overrides["rcpt.too-many"].colour: unknown key; known keys: code, enhanced, text, allow_class_change',
   ]);
+});
+
+test('mailboxes: paths resolved against the config file; transport lmtp is refused until delivery speaks it; recipients.valid unused with a users file', () => {
+  const c = parseConfigText('mailboxes: { path: mail, users_file: etc/users.yaml, over_quota: hard }\n', 'x.yaml', { baseDir: '/srv/postern' });
+  assert.deepEqual(c.mailboxes, {
+    path: '/srv/postern/mail', users_file: '/srv/postern/etc/users.yaml', over_quota: 'hard', local_part_case: 'insensitive', transport: 'maildir',
+  });
+  assert.equal(defaultConfig().mailboxes.path, join(process.cwd(), 'var', 'mail'));
+  const lmtp = analyseConfigText('mailboxes: { transport: lmtp, lmtp_next_hop: "lmtp://127.0.0.1:24" }\n', 'x.yaml', { baseDir: '/tmp' });
+  assert.equal(lmtp.config, undefined);
+  assert.deepEqual(lmtp.issues.map((i) => `${i.path}: ${i.message}`), ['mailboxes.transport: lmtp is not available yet: local mailboxes are written as Maildirs (transport: maildir)']);
+  const both = analyseConfigText('domains: { local: [example.test] }\nrecipients: { valid: ["@example.test"] }\nmailboxes: { users_file: u.yaml }\n', 'x.yaml', { baseDir: '/tmp' });
+  assert.deepEqual(both.issues.map((i) => `${i.severity} ${i.path}: ${i.message}`), ['warning recipients.valid: is not used: mailboxes.users_file says who exists in the local domains']);
 });

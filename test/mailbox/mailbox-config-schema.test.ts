@@ -1,5 +1,5 @@
 /**
- * The `mailboxes:` config section (exported on its own until it joins the root schema), and
+ * The `mailboxes:` config section (src/config/mailboxes-schema.ts; the root schema holds it), and
  * where a user's Maildir lands on disk.
  */
 import { test } from 'node:test';
@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { parseDocument } from 'yaml';
 import {
   MAILBOXES_DEFAULT_YAML, mailboxesSchema, parseLmtpNextHop, resolveMailboxesPaths,
-} from '../../src/mailbox/mailbox-config-schema.js';
+} from '../../src/config/mailboxes-schema.js';
 import { maildirPath, pathSegment } from '../../src/mailbox/mailbox-path.js';
 import { canonicalAddress } from '../../src/mailbox/mailbox-address.js';
 

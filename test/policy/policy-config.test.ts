@@ -19,7 +19,9 @@ test('the embedded default: loopback → RELAYED, everyone else → ACCEPTED; th
     { name: 'ALL', match: [{ kind: 'all' }], policy: 'ACCEPTED' },
   ]);
   assert.deepEqual(Object.keys(c.policies), ['ACCEPTED', 'THROTTLED', 'TRUSTED', 'BLOCKED', 'RELAYED']);
-  assert.deepEqual(c.recipients, { valid: [], blocked: [] });
+  // The quick start's: anyone at example.test (README), delivered to ./var/mail.
+  assert.deepEqual(c.domains.local, ['example.test']);
+  assert.deepEqual(c.recipients, { valid: ['@example.test'], blocked: [] });
   assert.deepEqual(c.senders, { blocked: [] });
 });
 

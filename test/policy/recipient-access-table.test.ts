@@ -27,7 +27,7 @@ const table = new RecipientAccessTable({
 
 function brief(d: RecipientDecision): string {
   if (d.kind === 'accept') return `accept ${d.route}`;
-  if (d.kind === 'directory') return `directory ${d.verdict.kind}${d.verdict.kind === 'refuse' ? '' : ` ${d.verdict.reply?.code ?? ''}`}`.trimEnd();
+  if (d.kind === 'directory') return `directory ${d.accept ? 'accept' : 'reject'} ${reply(d.reply, d.vars).code}`;
   return d.reply;
 }
 
@@ -88,14 +88,14 @@ test('the same addresses from a relaying client are ordinary local or relay-doma
   assert.equal(brief(await table.decide(box('"user@elsewhere.test"', 'partner.test'), true)), 'accept relay-domain');
 });
 
-test('a directory that fails temporarily: 451 4.4.3 (rcpt.lookup-tempfail); it is asked with the normalized address', async () => {
+test('a directory that fails temporarily: 451 4.4.3 (rcpt.lookup-tempfail); it is asked with the domain normalized, the local part as on the wire', async () => {
   const asked: string[] = [];
   const t = new RecipientAccessTable({
     localDomains: ['example.test'], relayDomains: [], blocked: [],
     directory: { lookup: (a: string): RecipientLookup => (asked.push(a), 'temporary') },
   });
   assert.equal(brief(await t.decide(box('"Alice"', 'EXAMPLE.test.'), false)), 'rcpt.lookup-tempfail');
-  assert.deepEqual(asked, ['Alice@example.test']);
+  assert.deepEqual(asked, ['"Alice"@example.test']);
 });
 
 test("a directory's own verdict (disabled, forwarded…) passes through; it gets the declared SIZE", async () => {
@@ -106,14 +106,34 @@ test("a directory's own verdict (disabled, forwarded…) passes through; it gets
       lookup: (a: string, size: number | null): RecipientLookup => {
         asked.push([a, size]);
         return a.startsWith('off@')
-          ? { verdict: { kind: 'reject', reply: reply('rcpt.mailbox-disabled') }, why: 'mailbox disabled' }
-          : { verdict: { kind: 'accept', reply: reply('rcpt.forward', { address: 'new@elsewhere.test' }) }, why: 'forwarded' };
+          ? { accept: false, reply: 'rcpt.mailbox-disabled', why: 'mailbox disabled' }
+          : { accept: true, reply: 'rcpt.forward', vars: { address: 'new@elsewhere.test' }, forwardTo: ['new@elsewhere.test'], why: 'forwarded' };
       },
     },
   });
   assert.equal(brief(await t.decide(box('off', 'example.test'), false, 1234)), 'directory reject 550');
   assert.equal(brief(await t.decide(box('moved', 'example.test'), false)), 'directory accept 251');
   assert.deepEqual(asked, [['off@example.test', 1234], ['moved@example.test', null]]);
+});
+
+test('a forward or alias to an address on the block list is refused, 550 5.7.1 (rcpt.blocked); our own forward needs no relay permission', async () => {
+  const answers: Record<string, RecipientLookup> = {
+    'moved@example.test': { accept: true, reply: 'rcpt.forward', vars: { address: 'x@Blocked.Test' }, forwardTo: ['x@Blocked.Test'], why: 'forwarded' },
+    'team@example.test': { accept: true, reply: 'rcpt.ok', vars: { address: 'team@example.test' }, forwardTo: ['ok@partner.test', '<"blocked"@example.test>'], why: 'an alias' },
+    'fine@example.test': { accept: true, reply: 'rcpt.forward', vars: { address: 'new@elsewhere.test' }, forwardTo: ['new@elsewhere.test'], why: 'forwarded' },
+    // A refusal stays what the directory said, whatever its targets.
+    'gone@example.test': { accept: false, reply: 'rcpt.refer', vars: { address: 'x@blocked.test' }, forwardTo: ['x@blocked.test'], why: 'referred' },
+  };
+  const t = new RecipientAccessTable({
+    localDomains: ['example.test'], relayDomains: [], blocked: ['blocked@example.test', '@blocked.test'],
+    directory: { lookup: (a: string): RecipientLookup => answers[a] ?? 'unknown' },
+  });
+  const blocked = await t.decide(box('moved', 'example.test'), false);
+  assert.equal(brief(blocked), 'rcpt.blocked');
+  assert.match(blocked.why, /x@Blocked\.Test is on the recipient block list \(@blocked\.test\)/);
+  assert.equal(brief(await t.decide(box('team', 'example.test'), false)), 'rcpt.blocked');
+  assert.equal(brief(await t.decide(box('fine', 'example.test'), false)), 'directory accept 251');
+  assert.equal(brief(await t.decide(box('gone', 'example.test'), false)), 'directory reject 551');
 });
 
 test('helpers: domains and local parts as compared', () => {
@@ -130,4 +150,5 @@ test('helpers: domains and local parts as compared', () => {
   assert.equal(dir.lookup('whoever@catchall.test'), 'exists');
   assert.equal(dir.lookup('ONE@example.test'), 'exists');
   assert.equal(dir.lookup('two@example.test'), 'unknown');
+  assert.equal(dir.lookup('"one"@example.test'), 'exists');
 });

@@ -224,7 +224,8 @@ test('the sender group and policy are logged with the message in the queue', { t
       assert.equal(msg?.envelope.client.senderGroup, 'SLOW');
       assert.equal(msg?.envelope.client.policy, 'THROTTLED');
       assert.equal(msg?.envelope.client.rdns, 'mx1.throttle.test');
-      assert.match(gw.gateway.store.readBody(id).toString('latin1'), /^Received: from client\.test \(mx1\.throttle\.test \[127\.0\.0\.30\]\)/);
+      // Our trace fields lead: Authentication-Results (sender_auth), then Received with the confirmed name.
+      assert.match(gw.gateway.store.readBody(id).toString('latin1'), /^(?:Authentication-Results: .*\r\n(?:[ \t].*\r\n)*)?Received: from client\.test \(mx1\.throttle\.test \[127\.0\.0\.30\]\)/);
     } finally {
       c.close();
     }

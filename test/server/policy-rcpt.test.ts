@@ -273,10 +273,10 @@ test("a directory that knows more answers with its own verdict: disabled 550 5.2
   const yaml = GROUPS;
   const directory = {
     lookup: (address: string, size: number | null): RecipientLookup => {
-      if (address.startsWith('off@')) return { verdict: { kind: 'reject', reply: reply('rcpt.mailbox-disabled') }, why: 'disabled' };
-      if (address.startsWith('busy@')) return { verdict: { kind: 'reject', reply: reply('rcpt.mailbox-locked') }, why: 'locked' };
-      if (address.startsWith('moved@')) return { verdict: { kind: 'accept', reply: reply('rcpt.forward', { address: 'new@partner.test' }) }, why: 'forwarded' };
-      if (size !== null && size > 1000) return { verdict: { kind: 'reject', reply: reply('rcpt.over-quota-soft') }, why: 'over quota' };
+      if (address.startsWith('off@')) return { accept: false, reply: 'rcpt.mailbox-disabled', why: 'disabled' };
+      if (address.startsWith('busy@')) return { accept: false, reply: 'rcpt.mailbox-locked', why: 'locked' };
+      if (address.startsWith('moved@')) return { accept: true, reply: 'rcpt.forward', vars: { address: 'new@partner.test' }, forwardTo: ['new@partner.test'], why: 'forwarded' };
+      if (size !== null && size > 1000) return { accept: false, reply: 'rcpt.over-quota-soft', why: 'over quota' };
       return 'exists';
     },
   };

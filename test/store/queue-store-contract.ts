@@ -593,4 +593,108 @@ export function runQueueStoreContract(name: string, open: OpenQueueStore): void 
       assert.equal(store.getMessage(ids[1])?.recipients[0].attempts, 0, 'the refused report left no trace');
     });
   });
+
+  test(`${name}: tracking — a message's timeline runs from its session's events to its outcomes, in order, and searches find it`, { timeout: TEST_TIMEOUT_MS }, async () => {
+    await withStore(async ({ store }) => {
+      const t0 = 1_700_000_000_000;
+      const heard: string[] = [];
+      const unsubscribe = store.onTracked((events) => heard.push(...events.map((e) => e.kind)));
+      store.recordEvents([
+        { kind: 'connection', at: t0, sessionId: 'S1', outcome: 'accepted', reply: '220 mx.test ESMTP', detail: { client: '192.0.2.25' } },
+        { kind: 'rcpt', at: t0, sessionId: 'S1', sender: 'sender@example.org', recipient: 'nobody@one.test', outcome: 'rejected', reply: '550 5.1.1 No such user' },
+        { kind: 'rcpt', at: t0, sessionId: 'S1', sender: 'sender@example.org', recipient: 'a@one.test', outcome: 'accepted', reply: '250 2.1.5 Ok' },
+      ]);
+      const body = Buffer.from('Received: by mx.test\r\nMessage-ID: <abc.123@example.org>\r\nSubject: x\r\n\r\nbody\r\n');
+      const id = await storeMessage(store, body, sampleEnvelope({
+        sessionId: 'S1', receivedAt: t0, recipients: [rcpt('a@one.test'), rcpt('B@two.test')],
+      }));
+      // A second transaction of the same session: its RCPT events are not the first message's.
+      store.recordEvents([{ kind: 'rcpt', at: t0, sessionId: 'S1', sender: 'sender@example.org', recipient: 'z@one.test', outcome: 'accepted', reply: '250 2.1.5 Ok' }]);
+      await storeMessage(store, Buffer.from('Subject: y\r\n\r\n'), sampleEnvelope({ sessionId: 'S1', receivedAt: t0, recipients: [rcpt('z@one.test')] }));
+      const lease = leaseOf(store, 'W', t0, id);
+      await store.recordDelivery({
+        lease,
+        recipients: [
+          { index: 0, state: 'delivered', lastReply: '250 2.0.0 Ok: queued as X', status: '2.0.0' },
+          { index: 1, state: 'bounced', lastReply: '550 5.1.1 <B@two.test>: Recipient address rejected', status: '5.1.1' },
+        ],
+        attempts: [
+          { at: t0 + 5, recipients: [0], nextHop: 'smtp:mx.one.test[127.0.0.2]:25', reply: '250 2.0.0 Ok: queued as X', outcome: 'delivered', status: '2.0.0' },
+          { at: t0 + 5, recipients: [1], nextHop: 'smtp:mx.two.test[127.0.0.3]:25', reply: '550 5.1.1 <B@two.test>: Recipient address rejected', outcome: 'hard', status: '5.1.1' },
+        ],
+        generated: [{ envelope: sampleEnvelope({ sender: '', recipients: [rcpt('sender@example.org')], receivedAt: t0 + 5 }), origin: 'dsn', body: [Buffer.from('Subject: DSN\r\n\r\n')] }],
+      });
+      const timeline = store.messageEvents(id);
+      assert.deepEqual(timeline.map((e) => [e.kind, e.recipient, e.outcome]), [
+        ['connection', null, 'accepted'],
+        ['rcpt', 'nobody@one.test', 'rejected'],
+        ['rcpt', 'a@one.test', 'accepted'],
+        ['accepted', null, 'accepted'],
+        ['attempt', 'a@one.test', 'delivered'],
+        ['attempt', 'B@two.test', 'hard'],
+        ['delivered', 'a@one.test', 'delivered'],
+        ['bounced', 'B@two.test', 'hard'],
+        ['dsn', 'sender@example.org', null],
+      ]);
+      const accepted = timeline[3];
+      assert.equal(accepted.queueId, id);
+      assert.deepEqual([accepted.detail.size, accepted.detail.senderGroup, accepted.detail.policy, accepted.detail.messageId], [body.length, 'UNKNOWN', 'ACCEPTED', '<abc.123@example.org>']);
+      assert.equal(timeline[5].nextHop, 'smtp:mx.two.test[127.0.0.3]:25');
+      assert.equal(timeline[7].reply, '550 5.1.1 <B@two.test>: Recipient address rejected');
+      assert.equal(timeline[7].code, 550);
+      assert.equal(typeof timeline[8].detail.dsnId, 'string');
+
+      assert.deepEqual(store.searchMessages({ messageId: 'abc.123@example.org' }), [id]);
+      assert.deepEqual(store.searchMessages({ messageId: '<abc.123@example.org>' }), [id]);
+      assert.deepEqual(store.searchMessages({ recipient: 'b@TWO.test' }), [id]);
+      assert.deepEqual(store.searchMessages({ nextHop: '127.0.0.3' }), [id]);
+      assert.deepEqual(store.searchMessages({ outcome: 'bounced' }), [id]);
+      assert.equal(store.searchMessages({ sender: 'SENDER@example.org' }).length, 2);
+      assert.deepEqual(store.searchMessages({ sender: 'sender@example.org', since: t0 + 1 }), []);
+      assert.deepEqual(store.searchRefusals({ recipient: 'nobody@one.test' }).map((e) => e.reply), ['550 5.1.1 No such user']);
+
+      const counts = store.trackingCounts(t0 - 60_000, 60_000);
+      const total = (kind: string): number => counts.filter((c) => c.kind === kind).reduce((n, c) => n + c.count, 0);
+      assert.deepEqual([total('accepted'), total('attempt'), total('bounced'), total('delivered')], [3, 2, 1, 1]);
+      const [two] = store.bounceSummary(t0 - 1, 10);
+      assert.deepEqual([two.domain, two.soft, two.hard, two.replies[0].reply], ['two.test', 0, 1, '550 5.1.1 <B@two.test>: Recipient address rejected']);
+      assert.ok(heard.includes('accepted') && heard.includes('bounced') && heard.includes('rcpt'), heard.join());
+
+      // Retention: everything older goes, finished messages with it; queued ones stay.
+      const pruned = store.pruneTracking(t0 + 1_000);
+      assert.ok(pruned.events >= 9);
+      assert.equal(pruned.messages, 1);
+      assert.equal(store.getMessage(id), null);
+      unsubscribe();
+    });
+  });
+
+  test(`${name}: administration — hold, release, retry, delete; a leased message is busy; each change is tracked`, { timeout: TEST_TIMEOUT_MS }, async () => {
+    await withStore(async ({ store }) => {
+      const t0 = 1_700_000_000_000;
+      const id = await storeMessage(store, Buffer.from('Subject: x\r\n\r\n'), sampleEnvelope({ receivedAt: t0 }));
+      const woken: string[] = [];
+      store.onEnqueued((ids) => woken.push(...ids));
+      assert.equal(store.holdMessage('nope', t0), 'not-found');
+      assert.equal(store.holdMessage(id, t0 + 1), 'changed');
+      assert.equal(store.getMessage(id)?.state, 'held');
+      assert.deepEqual(store.leaseDue('W', t0 + 10, 10, 1000), [], 'a held message is never due');
+      assert.equal(store.retryMessage(id, t0 + 2), 'wrong-state');
+      assert.equal(store.releaseMessage(id, t0 + 3), 'changed');
+      assert.equal(store.getMessage(id)?.nextAttemptAt, t0 + 3);
+      const lease = store.leaseMessage(id, 'admin', t0 + 4, 60_000);
+      assert.ok(lease);
+      assert.equal(store.leaseMessage(id, 'other', t0 + 5, 60_000), null);
+      assert.equal(store.deleteMessage(id, t0 + 5), 'busy');
+      store.releaseLease(lease);
+      assert.equal(store.retryMessage(id, t0 + 6), 'changed');
+      assert.deepEqual(woken, [id, id]);
+      assert.equal(store.deleteMessage(id, t0 + 7), 'changed');
+      const m = store.getMessage(id);
+      assert.deepEqual([m?.state, m?.recipients[0].state], ['done', 'deleted']);
+      assert.equal(store.readBody(id).length, 0, 'the body is gone');
+      assert.equal(store.deleteMessage(id, t0 + 8), 'wrong-state');
+      assert.deepEqual(store.messageEvents(id).map((e) => e.kind), ['accepted', 'held', 'released', 'retry', 'deleted']);
+    });
+  });
 }

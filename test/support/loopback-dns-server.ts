@@ -38,6 +38,14 @@ function expandIPv6(ip: string): string {
   return groups.map((g) => g.padStart(4, '0')).join(':');
 }
 
+/** A TXT value as RFC 1035 character-strings of at most 255 octets (DKIM keys are longer). */
+function characterStrings(value: string): string | string[] {
+  if (Buffer.byteLength(value) <= 255) return value;
+  const out: string[] = [];
+  for (let i = 0; i < value.length; i += 255) out.push(value.slice(i, i + 255));
+  return out;
+}
+
 function under(name: string, suffixes: readonly string[] | undefined): boolean {
   return (suffixes ?? []).some((s) => name === s || name.endsWith(`.${s}`));
 }
@@ -86,7 +94,7 @@ export class LoopbackDnsServer {
           const base = { name: q.name, type: q.type, class: Packet.CLASS.IN, ttl: r.ttl ?? 60 };
           if (r.type === 'MX') response.answers.push({ ...base, exchange: r.value, priority: r.priority } as never);
           else if (r.type === 'A' || r.type === 'AAAA') response.answers.push({ ...base, address: r.value } as never);
-          else if (r.type === 'TXT') response.answers.push({ ...base, data: r.value } as never);
+          else if (r.type === 'TXT') response.answers.push({ ...base, data: characterStrings(r.value) } as never);
           else response.answers.push({ ...base, domain: r.value } as never);
         }
         void send(response);

@@ -46,6 +46,8 @@ export async function startTestGateway(yaml = '', opts: TestGatewayOptions = {})
     // Tests never ask the machine's resolver (it is not on loopback): without a test DNS server,
     // lookups go to a closed loopback port and fail temporarily.
     /^dns:/m.test(yaml) ? '' : `dns: { servers: ["${NO_DNS}"] }`,
+    // Local Maildirs beside the queue: <dir>/mail/<domain>/<local-part>.
+    /^mailboxes:/m.test(yaml) ? '' : `mailboxes: { path: ${JSON.stringify(join(dir, 'mail'))} }`,
     yaml,
   ].join('\n');
   const config = parseConfigText(text, 'test.yaml', { baseDir: dir });

@@ -79,6 +79,31 @@ export const MIGRATIONS: readonly string[] = [
     PRIMARY KEY (message_id, seq)
   );
   `,
+  // 3: tracking — events (see sqlite-tracking.ts; attempts stay in `attempts`), the Message-ID
+  // header for searches, indexes for searches by sender and recipient.
+  `
+  CREATE TABLE events (
+    seq         INTEGER PRIMARY KEY,           -- write order (ties of equal timestamps)
+    at          INTEGER NOT NULL,              -- ms since the epoch
+    kind        TEXT NOT NULL,
+    queue_id    TEXT,                          -- no foreign key: events outlive deleted messages until pruned
+    session_id  TEXT,
+    sender      TEXT,
+    recipient   TEXT,
+    next_hop    TEXT,
+    outcome     TEXT,
+    reply       TEXT,
+    code        INTEGER,
+    detail      TEXT NOT NULL DEFAULT '{}'     -- JSON
+  );
+  CREATE INDEX events_queue ON events (queue_id) WHERE queue_id IS NOT NULL;
+  CREATE INDEX events_session ON events (session_id, seq) WHERE session_id IS NOT NULL;
+  CREATE INDEX events_at ON events (at);
+  ALTER TABLE messages ADD COLUMN message_id_header TEXT;
+  CREATE INDEX messages_message_id ON messages (message_id_header) WHERE message_id_header IS NOT NULL;
+  CREATE INDEX messages_sender ON messages (sender COLLATE NOCASE);
+  CREATE INDEX recipients_address ON recipients (address COLLATE NOCASE);
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

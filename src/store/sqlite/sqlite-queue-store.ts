@@ -22,6 +22,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import {
   StoreError,
+  type CommitOptions,
   type IncomingMessage,
   type QueueStore,
   type StoreAdmission,
@@ -50,6 +51,11 @@ import { FreeSpaceMonitor } from './free-space-monitor.js';
 import { GroupCommitter } from './group-commit.js';
 import { QueueIdGenerator } from './queue-id.js';
 import { migrate } from './schema.js';
+import { messageIdHeader, SqliteTracking } from './sqlite-tracking.js';
+import type { AdminChange } from '../admin-change.js';
+import type {
+  BounceSummary, TrackingCount, TrackingEvent, TrackingEventInput, TrackingSearch,
+} from '../tracking-record.js';
 
 /** Body bytes kept in memory per message before they go to a chunk row. */
 export const BODY_CHUNK_BYTES = 64 * 1024;
@@ -172,6 +178,7 @@ export class SqliteQueueStore implements QueueStore {
   private closing: Promise<void> | null = null;
 
   private readonly sql: ReturnType<typeof prepareStatements>;
+  private readonly tracking: SqliteTracking;
   private readonly writeCommitBatch: (batch: readonly PendingCommit[]) => void;
   private readonly claimDue: (owner: string, now: number, max: number, leaseMs: number) => Lease[];
   private readonly applyReports: (batch: readonly PendingReport[]) => ReportOutcome[];
@@ -183,6 +190,7 @@ export class SqliteQueueStore implements QueueStore {
     insertChunk: (id, seq, data) => this.insertChunk(id, seq, data),
     discardChunks: (id) => this.discardChunks(id),
     submitCommit: (message, envelope) => this.submitCommit(message, envelope),
+    prependToFirstChunk: (id, data) => this.prependToFirstChunk(id, data),
   };
 
   constructor(options: SqliteQueueStoreOptions) {
@@ -214,9 +222,12 @@ export class SqliteQueueStore implements QueueStore {
     }
     this.db = db;
     this.sql = prepareStatements(db);
+    this.tracking = new SqliteTracking(db);
+    const tracking = this.tracking;
 
     const sql = this.sql;
-    const insertEnvelope = (id: QueueId, envelope: Envelope, size: number, origin: MessageOrigin): void => {
+    const insertEnvelope = (id: QueueId, envelope: Envelope, size: number, origin: MessageOrigin, head: Uint8Array | null = null): void => {
+      const messageId = head === null ? null : messageIdHeader(head);
       sql.insertMessage.run({
         id,
         sender: envelope.sender,
@@ -230,6 +241,7 @@ export class SqliteQueueStore implements QueueStore {
         size,
         next_attempt_at: envelope.receivedAt,
         origin,
+        message_id_header: messageId,
       });
       envelope.recipients.forEach((recipient, idx) => {
         sql.insertRecipient.run({
@@ -242,18 +254,32 @@ export class SqliteQueueStore implements QueueStore {
           next_attempt_at: envelope.receivedAt,
         });
       });
+      tracking.accepted(id, envelope, size, origin, messageId);
     };
+    /** A message committed with `hold` (quarantine) is stored held: leaseDue never takes it. */
+    const markHeld = db.prepare<[string]>("UPDATE messages SET state = 'held' WHERE id = ?");
     const insertBatch = db.transaction((batch: readonly PendingCommit[]) => {
+      // Session events (connection, RCPT) of this turn go first: they precede these acceptances.
+      tracking.writePending();
       for (const { message, envelope } of batch) {
         const tail = message.takeBufferedTail();
         if (tail !== null) sql.insertChunk.run(message.id, tail.seq, tail.data);
-        insertEnvelope(message.id, envelope, message.size, 'received');
+        // The header is in the first chunk (the Message-ID for tracking searches).
+        const head = tail !== null && tail.seq === 0 ? tail.data : (sql.selectChunkAfter.get(message.id, -1)?.data ?? null);
+        insertEnvelope(message.id, envelope, message.size, 'received', head);
+        if (message.holdOnCommit) markHeld.run(message.id);
       }
     });
     this.writeCommitBatch = (batch) => {
       // synchronous=NORMAL: this COMMIT appends to the WAL without an fsync; the group committer
       // then fdatasyncs the WAL once for every transaction written before it (see group-commit.ts).
-      insertBatch.immediate(batch);
+      try {
+        insertBatch.immediate(batch);
+      } catch (error) {
+        tracking.forget();
+        throw error;
+      }
+      tracking.announce();
     };
 
     /** A generated message: its body parts as chunk rows (copies made inside SQLite), then its envelope. */
@@ -276,8 +302,53 @@ export class SqliteQueueStore implements QueueStore {
         seq += extent.last_seq + 1;
         size += extent.bytes;
       }
-      insertEnvelope(id, generated.envelope, size, generated.origin);
+      insertEnvelope(id, generated.envelope, size, generated.origin, sql.selectChunkAfter.get(id, -1)?.data ?? null);
       return id;
+    };
+
+    /** Outcome and DSN events of a delivery report, in its transaction. */
+    const trackReport = (report: DeliveryReport, generated: readonly QueueId[]): void => {
+      const id = report.lease.id;
+      const m = sql.selectMessage.get(id);
+      if (m === undefined) return;
+      const addresses = sql.selectRecipients.all(id).map((r) => r.address);
+      const at = report.attempts.length > 0 ? Math.max(...report.attempts.map((a) => a.at)) : this.clock();
+      for (const a of report.attempts) {
+        tracking.noteAttempt({
+          kind: 'attempt', at: a.at, queueId: id, sessionId: m.session_id, sender: m.sender,
+          recipient: a.recipients.map((i) => addresses[i]).join(', '), nextHop: a.nextHop, outcome: a.outcome, reply: a.reply,
+          detail: { status: a.status, recipients: a.recipients },
+        });
+      }
+      const hopOf = (index: number): string | null =>
+        [...report.attempts].reverse().find((a) => a.recipients.includes(index))?.nextHop ?? null;
+      for (const u of report.recipients) {
+        const kind = u.state === 'queued' ? 'deferred' : u.state;
+        tracking.insert({
+          kind,
+          at,
+          queueId: id,
+          sessionId: m.session_id,
+          sender: m.sender,
+          recipient: addresses[u.index] ?? null,
+          nextHop: hopOf(u.index),
+          outcome: u.state === 'queued' ? 'soft' : u.state === 'bounced' ? 'hard' : u.state,
+          reply: u.lastReply,
+          detail: {
+            status: u.status,
+            receivedAt: m.received_at,
+            origin: m.origin,
+            ...(u.nextAttemptAt !== undefined ? { nextAttemptAt: u.nextAttemptAt } : {}),
+          },
+        });
+      }
+      report.generated.forEach((g, i) => {
+        tracking.insert({
+          kind: 'dsn', at, queueId: id, sessionId: m.session_id, sender: m.sender,
+          recipient: g.envelope.recipients[0]?.address ?? null,
+          detail: { dsnId: generated[i], origin: g.origin },
+        });
+      });
     };
 
     const applyReport = db.transaction((report: DeliveryReport): DeliveryRecordResult => {
@@ -313,6 +384,7 @@ export class SqliteQueueStore implements QueueStore {
         });
       }
       const generated = report.generated.map(insertGenerated);
+      trackReport(report, generated);
       const open = sql.queuedRecipientSummary.get(lease.id);
       const finished = open === undefined || open.open === 0;
       if (finished) {
@@ -330,9 +402,11 @@ export class SqliteQueueStore implements QueueStore {
     // One transaction for the batch; each report in a savepoint of its own (a nested
     // better-sqlite3 transaction), so one that fails leaves the others written.
     this.applyReports = db.transaction((batch: readonly PendingReport[]): ReportOutcome[] => batch.map(({ report }) => {
+      const written = tracking.unannouncedCount;
       try {
         return { ok: true, result: applyReport(report) };
       } catch (error) {
+        tracking.forget(written);
         return { ok: false, error };
       }
     })).immediate;
@@ -384,6 +458,18 @@ export class SqliteQueueStore implements QueueStore {
     this.assertOpen();
     try {
       this.sql.insertChunk.run(id, seq, data);
+    } catch (error) {
+      throw toStoreError(error, 'cannot store message body');
+    }
+  }
+
+  /** Puts `data` before the first stored chunk of a message still being received (not fsync'd). */
+  private prependToFirstChunk(id: QueueId, data: Uint8Array): void {
+    this.assertOpen();
+    try {
+      const first = this.sql.selectChunkAfter.get(id, -1);
+      if (first === undefined || first.seq !== 0) throw new Error(`message ${id} has no first chunk`);
+      this.db.prepare('UPDATE body_chunks SET data = ? WHERE message_id = ? AND seq = 0').run(Buffer.concat([data, first.data]), id);
     } catch (error) {
       throw toStoreError(error, 'cannot store message body');
     }
@@ -513,9 +599,11 @@ export class SqliteQueueStore implements QueueStore {
     try {
       outcomes = this.guard('cannot record deliveries', () => this.applyReports(batch));
     } catch (error) {
+      this.tracking.forget();
       for (const p of batch) p.reject(error);
       return;
     }
+    this.tracking.announce();
     const generated: QueueId[] = [];
     outcomes.forEach((o, i) => {
       if (o.ok) {
@@ -546,6 +634,123 @@ export class SqliteQueueStore implements QueueStore {
     return () => {
       this.enqueuedListeners.delete(listener);
     };
+  }
+
+  // ---- tracking (sqlite-tracking.ts) ----
+
+  recordEvents(events: readonly TrackingEventInput[]): void {
+    if (this.closing !== null || !this.db.open || events.length === 0) return;
+    this.tracking.queue(events);
+  }
+
+  messageEvents(id: QueueId): TrackingEvent[] {
+    return this.guard(`cannot read the events of ${id}`, () => this.tracking.messageEvents(id));
+  }
+
+  searchMessages(search: TrackingSearch): QueueId[] {
+    return this.guard('cannot search messages', () => this.tracking.searchMessages(search));
+  }
+
+  searchRefusals(search: TrackingSearch): TrackingEvent[] {
+    return this.guard('cannot search refusals', () => this.tracking.searchRefusals(search));
+  }
+
+  trackingCounts(since: number, bucketMs: number): TrackingCount[] {
+    return this.guard('cannot count events', () => this.tracking.counts(since, bucketMs));
+  }
+
+  bounceSummary(since: number, limit: number): BounceSummary[] {
+    return this.guard('cannot summarise bounces', () => this.tracking.bounceSummary(since, limit));
+  }
+
+  pruneTracking(before: number): { events: number; messages: number } {
+    return this.guard('cannot prune tracking', () => this.tracking.prune(before));
+  }
+
+  onTracked(listener: (events: readonly TrackingEvent[]) => void): () => void {
+    return this.tracking.onTracked(listener);
+  }
+
+  // ---- administration ----
+
+  leaseMessage(id: QueueId, owner: string, now: number, leaseMs: number): Lease | null {
+    return this.guard(`cannot lease ${id}`, () => {
+      const row = this.db
+        .prepare<{ id: string; owner: string; now: number; expires_at: number }, { id: string }>(
+          `UPDATE messages SET lease_owner = @owner, lease_expires_at = @expires_at
+           WHERE id = @id AND state = 'queued' AND (lease_owner IS NULL OR lease_expires_at <= @now) RETURNING id`,
+        )
+        .get({ id, owner, now, expires_at: now + leaseMs });
+      return row === undefined ? null : { id, owner, expiresAt: now + leaseMs };
+    });
+  }
+
+  holdMessage(id: QueueId, now: number): AdminChange {
+    return this.adminChange(id, now, ['queued'], 'held', () => {
+      this.db.prepare("UPDATE messages SET state = 'held' WHERE id = ?").run(id);
+    });
+  }
+
+  releaseMessage(id: QueueId, now: number): AdminChange {
+    const r = this.adminChange(id, now, ['held'], 'released', () => {
+      this.db.prepare("UPDATE recipients SET next_attempt_at = @now WHERE message_id = @id AND state = 'queued'").run({ id, now });
+      this.db.prepare("UPDATE messages SET state = 'queued', next_attempt_at = @now WHERE id = @id").run({ id, now });
+    });
+    if (r === 'changed') this.notifyEnqueued([id]);
+    return r;
+  }
+
+  retryMessage(id: QueueId, now: number): AdminChange {
+    const r = this.adminChange(id, now, ['queued'], 'retry', () => {
+      this.db.prepare("UPDATE recipients SET next_attempt_at = @now WHERE message_id = @id AND state = 'queued'").run({ id, now });
+      this.db.prepare('UPDATE messages SET next_attempt_at = @now WHERE id = @id').run({ id, now });
+    });
+    if (r === 'changed') this.notifyEnqueued([id]);
+    return r;
+  }
+
+  deleteMessage(id: QueueId, now: number): AdminChange {
+    return this.adminChange(id, now, ['queued', 'held'], 'deleted', () => {
+      this.db.prepare("UPDATE recipients SET state = 'deleted' WHERE message_id = ? AND state = 'queued'").run(id);
+      this.db.prepare("UPDATE messages SET state = 'done', lease_owner = NULL, lease_expires_at = NULL WHERE id = ?").run(id);
+      this.sql.deleteChunks.run(id);
+    });
+  }
+
+  /** One admin change in a transaction with its event; refused while a live lease is held. */
+  private adminChange(
+    id: QueueId,
+    now: number,
+    from: readonly MessageState[],
+    kind: 'held' | 'released' | 'retry' | 'deleted',
+    change: () => void,
+  ): AdminChange {
+    return this.guard(`cannot change ${id}`, () => {
+      let result: AdminChange = 'changed';
+      try {
+        this.db.transaction(() => {
+          const row = this.db
+            .prepare<[string], { state: MessageState; lease_owner: string | null; lease_expires_at: number | null; sender: string; session_id: string }>(
+              'SELECT state, lease_owner, lease_expires_at, sender, session_id FROM messages WHERE id = ?',
+            )
+            .get(id);
+          if (row === undefined) return void (result = 'not-found');
+          if (!from.includes(row.state)) return void (result = 'wrong-state');
+          if (row.lease_owner !== null && (row.lease_expires_at ?? 0) > now) return void (result = 'busy');
+          change();
+          const waiting = this.sql.selectRecipients.all(id).filter((r) => r.state === (kind === 'deleted' ? 'deleted' : 'queued'));
+          this.tracking.insert({
+            kind, at: now, queueId: id, sessionId: row.session_id, sender: row.sender, outcome: kind,
+            detail: { by: 'admin', recipients: waiting.map((r) => r.address) },
+          });
+        }).immediate();
+      } catch (error) {
+        this.tracking.forget();
+        throw error;
+      }
+      this.tracking.announce();
+      return result;
+    });
   }
 
   private notifyEnqueued(ids: readonly QueueId[]): void {
@@ -618,6 +823,7 @@ export class SqliteQueueStore implements QueueStore {
         void this.committer.drain().then(() => {
           try {
             this.committer.flush();
+            this.tracking.close();
             this.db.close();
             if (this.walFd !== null) fs.closeSync(this.walFd);
             this.walFd = null;
@@ -705,9 +911,10 @@ function prepareStatements(db: Database.Database) {
       size: number;
       next_attempt_at: number;
       origin: MessageOrigin;
+      message_id_header: string | null;
     }>(
-      `INSERT INTO messages (id, state, sender, ret, envid, body, smtputf8, client, session_id, received_at, size, next_attempt_at, origin)
-       VALUES (@id, 'queued', @sender, @ret, @envid, @body, @smtputf8, @client, @session_id, @received_at, @size, @next_attempt_at, @origin)`,
+      `INSERT INTO messages (id, state, sender, ret, envid, body, smtputf8, client, session_id, received_at, size, next_attempt_at, origin, message_id_header)
+       VALUES (@id, 'queued', @sender, @ret, @envid, @body, @smtputf8, @client, @session_id, @received_at, @size, @next_attempt_at, @origin, @message_id_header)`,
     ),
     insertRecipient: db.prepare<{
       message_id: string;
@@ -824,6 +1031,8 @@ interface MessageSink {
   discardChunks(id: QueueId): void;
   /** Queues the message for the next group commit. */
   submitCommit(message: SqliteIncomingMessage, envelope: Envelope): Promise<void>;
+  /** Rewrites chunk 0 with `data` in front (not fsync'd); throws StoreError. */
+  prependToFirstChunk(id: QueueId, data: Uint8Array): void;
 }
 
 type MessageProgress = 'receiving' | 'committing' | 'committed' | 'failed' | 'aborted';
@@ -866,10 +1075,22 @@ class SqliteIncomingMessage implements IncomingMessage {
     }
   }
 
-  commit(envelope: Envelope): Promise<void> {
+  /** Stored as held (CommitOptions.hold): the commit batch marks it so. */
+  holdOnCommit = false;
+
+  commit(envelope: Envelope, options: CommitOptions = {}): Promise<void> {
     if (this.progress !== 'receiving') {
       return Promise.reject(new StoreError('io', `message ${this.id} is ${this.progress}; cannot commit it`));
     }
+    if (options.prepend !== undefined && options.prepend.length > 0) {
+      try {
+        this.prepend(options.prepend);
+      } catch (error) {
+        this.commitFailed();
+        return Promise.reject(error);
+      }
+    }
+    this.holdOnCommit = options.hold === true;
     this.progress = 'committing';
     return this.store.submitCommit(this, envelope).then(
       () => {
@@ -911,6 +1132,22 @@ class SqliteIncomingMessage implements IncomingMessage {
     this.progress = 'failed';
     this.dropStaging();
     this.store.discardChunks(this.id);
+  }
+
+  /**
+   * Puts `bytes` before the body: into the staging buffer while no chunk row exists yet (the
+   * usual case, a body under 64 KiB), else into chunk 0, rewritten once. Chunk 0 stays the
+   * message's start, so it still holds the header section.
+   */
+  private prepend(bytes: Uint8Array): void {
+    if (this.nextSeq === 0) {
+      const staged = this.staging === null ? Buffer.alloc(0) : this.staging.subarray(0, this.stagedBytes);
+      this.staging = Buffer.concat([bytes, staged]);
+      this.stagedBytes = this.staging.length;
+    } else {
+      this.store.prependToFirstChunk(this.id, bytes);
+    }
+    this.written += bytes.length;
   }
 
   private append(chunk: Uint8Array): void {

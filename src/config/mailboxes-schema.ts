@@ -1,12 +1,13 @@
 /**
  * `mailboxes:` — where local mailboxes live, which users file names them, and what an over-quota
- * mailbox answers. Exported on its own; the root schema adds it as
+ * mailbox answers. The root schema (config-schema.ts) holds it as
  * `mailboxes: mailboxesSchema.prefault({})` and the loader resolves its paths with
  * {@link resolveMailboxesPaths} (relative to the config file's directory, like store.path).
+ * It lives in the config layer (which imports nothing but smtp); src/mailbox imports it.
  *
  *   mailboxes:
  *     path: ./var/mail               # Maildir root: <path>/<domain>/<local-part>/{cur,new,tmp}
- *     users_file: ./users.yaml       # left out: no local users (only postmaster@ exists)
+ *     users_file: ./users.yaml       # left out: recipients.valid says who exists (no quotas, aliases)
  *     over_quota: soft               # soft: 452 4.2.2 and retry; hard: 552 5.2.2 and a DSN
  *     local_part_case: insensitive   # Alice@ and alice@ are one mailbox; sensitive: two
  *     transport: maildir             # or lmtp, with lmtp_next_hop: lmtp://127.0.0.1:24
@@ -60,7 +61,7 @@ export const mailboxesSchema = z
   .strictObject({
     /** Maildir root; relative to the config file's directory. */
     path: z.string().min(1).default('./var/mail'),
-    /** The users YAML file; relative to the config file's directory. Absent: no local users. */
+    /** The users YAML file; relative to the config file's directory. Absent: `recipients.valid` says who exists. */
     users_file: z.string().min(1).optional(),
     /** Over quota (at RCPT, or at delivery): soft → 452 4.2.2 and a retry; hard → 552 5.2.2 and a DSN. */
     over_quota: z.enum(OVER_QUOTA_MODES).default('soft'),
@@ -94,8 +95,9 @@ export function resolveMailboxesPaths(section: MailboxesConfig, baseDir: string)
 export const MAILBOXES_DEFAULT_YAML = `\
 mailboxes:                           # local mailboxes of the domains.local domains
   path: ./var/mail                   # Maildir root: <path>/<domain>/<local-part>/{cur,new,tmp}
-# users_file: ./users.yaml           # users, aliases, forwarding (\`postern users …\`); none: no local users
+# users_file: ./users.yaml           # users, quotas, aliases, forwarding (\`postern users …\`); SMTP AUTH checks
+                                     # its passwords; left out: recipients.valid says who exists
   over_quota: soft                   # soft: 452 4.2.2 (retry later); hard: 552 5.2.2 (bounce)
   local_part_case: insensitive       # or sensitive: Alice@ and alice@ are different mailboxes
-  transport: maildir                 # or lmtp, with lmtp_next_hop: lmtp://127.0.0.1:24 or unix:/run/dovecot/lmtp
+  transport: maildir                 # lmtp (lmtp_next_hop: lmtp://127.0.0.1:24) is not available yet
 `;
