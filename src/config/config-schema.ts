@@ -187,11 +187,11 @@ export const posternConfigSchema = z.strictObject({
       ctx.addIssue({ code: 'custom', path: ['listeners', i, 'tls'], message: `"${l.tls}" needs tls.cert and tls.key` });
     }
   });
-  // The section's schema knows LMTP (RFC 2033) already; the delivery side does not yet.
-  if (config.mailboxes?.transport === 'lmtp') {
+  // LMTP (RFC 2033) to a mail store goes over TCP; a unix socket next hop is not supported yet.
+  if (config.mailboxes?.transport === 'lmtp' && config.mailboxes.lmtp_next_hop?.kind === 'unix') {
     ctx.addIssue({
-      code: 'custom', path: ['mailboxes', 'transport'],
-      message: 'lmtp is not available yet: local mailboxes are written as Maildirs (transport: maildir)',
+      code: 'custom', path: ['mailboxes', 'lmtp_next_hop'],
+      message: 'LMTP over a unix socket is not supported yet; use lmtp://host:port',
     });
   }
 }).superRefine(checkPolicyReferences).superRefine(checkSenderAuthReferences);

@@ -99,5 +99,5 @@ mailboxes:                           # local mailboxes of the domains.local doma
                                      # its passwords; left out: recipients.valid says who exists
   over_quota: soft                   # soft: 452 4.2.2 (retry later); hard: 552 5.2.2 (bounce)
   local_part_case: insensitive       # or sensitive: Alice@ and alice@ are different mailboxes
-  transport: maildir                 # lmtp (lmtp_next_hop: lmtp://127.0.0.1:24) is not available yet
+  transport: maildir                 # or lmtp: hand local mail to a mail store (Dovecot, Cyrus) at lmtp_next_hop
 `;

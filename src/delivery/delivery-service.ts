@@ -67,7 +67,16 @@ export class DeliveryService {
     const clock = opts.clock ?? systemClock;
     const random = opts.random ?? Math.random;
     const postmaster = config.postmaster ?? `postmaster@${config.hostname}`;
-    this.router = new Router({ localDomains: config.domains.local, relay: config.domains.relay, postmaster, hostname: config.hostname });
+    const lmtp = config.mailboxes.transport === 'lmtp' ? config.mailboxes.lmtp_next_hop : undefined;
+    this.router = new Router({
+      localDomains: config.domains.local,
+      relay: config.domains.relay,
+      postmaster,
+      hostname: config.hostname,
+      ...(lmtp?.kind === 'tcp'
+        ? { localNextHop: { protocol: 'lmtp', host: lmtp.host, port: lmtp.port, tls: 'none', url: lmtp.url } }
+        : {}),
+    });
     this.pool = new ConnectionPool({
       connector: { heloName: d.helo_name ?? config.hostname, timeouts: clientTimeouts(d.timeouts), tlsVerify: d.tls_verify, log },
       maxPerDestination: d.max_connections_per_destination,

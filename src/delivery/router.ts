@@ -29,6 +29,11 @@ export interface RouterConfig {
   readonly postmaster: string;
   /** Our own host name: mail to an address at it is local (Postfix's myhostname in mydestination). */
   readonly hostname?: string;
+  /**
+   * With `mailboxes.transport: lmtp`: local recipients go to this mail store over LMTP
+   * (RFC 2033), which then owns mailboxes and quota.
+   */
+  readonly localNextHop?: NextHop;
 }
 
 const IPV4_LITERAL = /^\[(\d{1,3}(?:\.\d{1,3}){3})\]$/;
@@ -58,7 +63,11 @@ export class Router {
     const lower = domain.toLowerCase();
     const literal = IPV4_LITERAL.exec(domain) ?? IPV6_LITERAL.exec(domain);
     if (literal) return { address, route: { kind: 'literal', domain: lower, ip: literal[1] }, key: `literal:${literal[1]}` };
-    if (this.local.has(lower)) return { address, route: { kind: 'local', domain: lower }, key: 'local' };
+    if (this.local.has(lower)) {
+      const store = this.config.localNextHop;
+      if (store) return { address, route: { kind: 'relay', domain: lower, nextHop: store }, key: `local-lmtp:${store.url}` };
+      return { address, route: { kind: 'local', domain: lower }, key: 'local' };
+    }
     const hop = this.config.relay[lower];
     if (hop) return { address, route: { kind: 'relay', domain: lower, nextHop: hop }, key: `relay:${hop.url}:${hop.tls}` };
     return { address, route: { kind: 'mx', domain: lower }, key: `mx:${lower}` };

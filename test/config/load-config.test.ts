@@ -311,15 +311,18 @@ test('an unknown key inside a reply override is named with the keys an override 
   ]);
 });
 
-test('mailboxes: paths resolved against the config file; transport lmtp is refused until delivery speaks it; recipients.valid unused with a users file', () => {
+test('mailboxes: paths resolved against the config file; LMTP over TCP accepted, over a unix socket refused; recipients.valid unused with a users file', () => {
   const c = parseConfigText('mailboxes: { path: mail, users_file: etc/users.yaml, over_quota: hard }\n', 'x.yaml', { baseDir: '/srv/postern' });
   assert.deepEqual(c.mailboxes, {
     path: '/srv/postern/mail', users_file: '/srv/postern/etc/users.yaml', over_quota: 'hard', local_part_case: 'insensitive', transport: 'maildir',
   });
   assert.equal(defaultConfig().mailboxes.path, join(process.cwd(), 'var', 'mail'));
   const lmtp = analyseConfigText('mailboxes: { transport: lmtp, lmtp_next_hop: "lmtp://127.0.0.1:24" }\n', 'x.yaml', { baseDir: '/tmp' });
-  assert.equal(lmtp.config, undefined);
-  assert.deepEqual(lmtp.issues.map((i) => `${i.path}: ${i.message}`), ['mailboxes.transport: lmtp is not available yet: local mailboxes are written as Maildirs (transport: maildir)']);
+  assert.deepEqual(lmtp.issues, []);
+  assert.deepEqual(lmtp.config?.mailboxes.lmtp_next_hop, { kind: 'tcp', host: '127.0.0.1', port: 24, url: 'lmtp://127.0.0.1:24' });
+  const unix = analyseConfigText('mailboxes: { transport: lmtp, lmtp_next_hop: "unix:/run/dovecot/lmtp" }\n', 'x.yaml', { baseDir: '/tmp' });
+  assert.equal(unix.config, undefined);
+  assert.deepEqual(unix.issues.map((i) => `${i.path}: ${i.message}`), ['mailboxes.lmtp_next_hop: LMTP over a unix socket is not supported yet; use lmtp://host:port']);
   const both = analyseConfigText('domains: { local: [example.test] }\nrecipients: { valid: ["@example.test"] }\nmailboxes: { users_file: u.yaml }\n', 'x.yaml', { baseDir: '/tmp' });
   assert.deepEqual(both.issues.map((i) => `${i.severity} ${i.path}: ${i.message}`), ['warning recipients.valid: is not used: mailboxes.users_file says who exists in the local domains']);
 });

@@ -454,3 +454,18 @@ test('a relay route over LMTP: per-recipient replies after the data (RFC 2033)',
     assert.deepEqual(w.sinks[0].sessions[0].slice(0, 1), ['LHLO mx.test']);
   });
 });
+
+test('local mailboxes over LMTP (mailboxes.transport: lmtp): the mail store answers per recipient (RFC 2033)', TIMEOUT, async () => {
+  await withWorld({
+    sinks: [{ lmtp: true, endOfData: (_m, rcpt) => (rcpt.startsWith('full') ? '552 5.2.2 Mailbox full' : '250 2.0.0 stored') }],
+    mx: {},
+    yaml: 'domains: { local: [src.test, store.test] }\nmailboxes: { transport: lmtp, lmtp_next_hop: "lmtp://127.0.0.2:$PORT" }',
+  }, async (w) => {
+    const id = await w.send(['ok@store.test', 'full@store.test']);
+    await w.settle();
+    assert.deepEqual(w.message(id).recipients.map((r) => [r.address, r.state, r.status]), [
+      ['ok@store.test', 'delivered', '2.0.0'], ['full@store.test', 'bounced', '5.2.2']]);
+    assert.equal(w.sinks[0].sessions[0][0], 'LHLO mx.test');
+    assert.deepEqual(w.maildir('ok@store.test'), [], 'nothing written to a Maildir by Postern');
+  });
+});
