@@ -62,11 +62,11 @@ export class DnsResolver implements DnsLookups {
   }
 
   a(name: string): Promise<DnsAnswer<string>> {
-    return this.lookup(`A ${name}`, () => this.resolver.resolve4(name));
+    return this.lookup(`A ${name}`, async () => withTtl(await this.resolver.resolve4(name, { ttl: true })));
   }
 
   aaaa(name: string): Promise<DnsAnswer<string>> {
-    return this.lookup(`AAAA ${name}`, () => this.resolver.resolve6(name));
+    return this.lookup(`AAAA ${name}`, async () => withTtl(await this.resolver.resolve6(name, { ttl: true })));
   }
 
   mx(name: string): Promise<DnsAnswer<MxRecord>> {
@@ -86,12 +86,22 @@ export class DnsResolver implements DnsLookups {
     return this.lookup(`PTR ${ip}`, () => this.resolver.resolvePtr(name));
   }
 
-  private async lookup<T>(key: string, ask: () => Promise<T[]>): Promise<DnsAnswer<T>> {
+  /**
+   * One lookup through the cache. An answer is kept for `cacheMs`, or for the records' TTL when
+   * it is shorter and known (A/AAAA; node:dns reports no TTL for other types).
+   */
+  private async lookup<T>(key: string, ask: () => Promise<T[] | RecordsWithTtl<T>>): Promise<DnsAnswer<T>> {
     const now = this.clock();
     const hit = this.cache.get(key);
     if (hit && hit.expires > now) return hit.answer as DnsAnswer<T>;
     this.counters.lookups++;
-    const answer = await this.withTimeout(ask);
+    let ttlSeconds: number | null = null;
+    const answer = await this.withTimeout(async () => {
+      const r = await ask();
+      if (Array.isArray(r)) return r;
+      ttlSeconds = r.ttlSeconds;
+      return r.records;
+    });
     if (!answer.ok && answer.kind === 'temporary') this.counters.temporaryFailures++;
     this.opts.onLookup?.(key.slice(0, key.indexOf(' ')), answer.ok ? 'ok' : answer.kind);
     const cacheMs = this.opts.cacheMs ?? 0;
@@ -100,7 +110,8 @@ export class DnsResolver implements DnsLookups {
         const oldest = this.cache.keys().next().value;
         if (oldest !== undefined) this.cache.delete(oldest);
       }
-      this.cache.set(key, { expires: now + cacheMs, answer });
+      const keepMs = ttlSeconds === null ? cacheMs : Math.min(cacheMs, ttlSeconds * 1000);
+      if (keepMs > 0) this.cache.set(key, { expires: now + keepMs, answer });
     }
     return answer;
   }
@@ -120,6 +131,16 @@ export class DnsResolver implements DnsLookups {
       );
     });
   }
+}
+
+interface RecordsWithTtl<T> {
+  readonly records: T[];
+  /** The smallest TTL of the records (RFC 2181 §5.2: one RRset has one TTL). */
+  readonly ttlSeconds: number;
+}
+
+function withTtl(records: ReadonlyArray<{ address: string; ttl: number }>): RecordsWithTtl<string> {
+  return { records: records.map((r) => r.address), ttlSeconds: Math.min(...records.map((r) => r.ttl)) };
 }
 
 /** 192.0.2.1 → 1.2.0.192.in-addr.arpa; IPv6 → 32 nibbles under ip6.arpa (RFC 3596 §2.5); null if not an address. */

@@ -9,6 +9,7 @@ before(async () => {
   dns = await new LoopbackDnsServer({
     records: [
       { name: 'mx.example.test', type: 'A', value: '127.0.0.2' },
+      { name: 'short.example.test', type: 'A', value: '127.0.0.9', ttl: 5 },
       { name: 'mx.example.test', type: 'AAAA', value: '::1' },
       { name: 'example.test', type: 'MX', value: 'mx.example.test', priority: 10 },
       { name: 'example.test', type: 'MX', value: 'mx2.example.test', priority: 20 },
@@ -55,4 +56,27 @@ test('a lookup that hangs ends at the timeout as a temporary failure', { timeout
   const took = Date.now() - t0;
   assert.equal((a as { kind: string }).kind, 'temporary');
   assert.ok(took >= 250 && took < 1500, `took ${took} ms`);
+});
+
+test('the cache keeps answers no longer than their TTL (A/AAAA) and never keeps temporary failures', { timeout: 10_000 }, async () => {
+  let now = 1_000_000;
+  const r = new DnsResolver({ servers: [dns.address], timeoutMs: 2000, cacheMs: 60_000, clock: () => now });
+  const asked = (q: string): number => dns.queries.filter((x) => x === q).length;
+  const before = asked('A short.example.test');
+  assert.deepEqual(await r.a('short.example.test'), { ok: true, records: ['127.0.0.9'] });
+  now += 1000;
+  await r.a('short.example.test');
+  assert.equal(asked('A short.example.test'), before + 1, 'cached within its 5 s TTL');
+  now += 5000;
+  await r.a('short.example.test');
+  assert.equal(asked('A short.example.test'), before + 2, 'asked again once the TTL ran out');
+  const mxBefore = asked('MX example.test');
+  await r.mx('example.test');
+  now += 30_000;
+  await r.mx('example.test');
+  assert.equal(asked('MX example.test'), mxBefore + 1, 'other types: kept for cache_ttl');
+  const failBefore = asked('A www.broken.test');
+  await r.a('www.broken.test');
+  await r.a('www.broken.test');
+  assert.ok(asked('A www.broken.test') >= failBefore + 2, 'SERVFAIL is not cached');
 });
