@@ -96,7 +96,7 @@ tls:                                 # certificate for STARTTLS and implicit-TLS
 #  ciphers: "..."                    # OpenSSL cipher list for TLS 1.2 and below
 
 auth:
-  failure_delay: 1s                  # a failed AUTH is answered after this, times the failures so far
+  failure_delay: 1s                  # a failed AUTH is answered after this, times the failures so far from its IP
   max_failures: 3                    # failed AUTHs in one session, then 421 4.7.0
   max_failures_per_ip: 10            # failed AUTHs from one IP within failure_window, across sessions:
                                      # then 421 4.7.0, and AUTH from it is refused until the window passes

@@ -303,15 +303,25 @@ export class ConfiguredSessionPolicy implements SessionPolicy {
     return `authfail/ip/${this.ip}`;
   }
 
-  /** AUTH from an IP that reached `auth.max_failures_per_ip` within the window: 421 4.7.0, unchecked. */
+  /**
+   * AUTH from this IP: each attempt counts as a failure from the start (so parallel sessions
+   * cannot all slip through before their failures are counted) and is given back if it succeeds.
+   * Past `auth.max_failures_per_ip` within the window: 421 4.7.0, unchecked.
+   */
   authStart(): MaybeAsync<Verdict> {
     const auth = this.engine.opts.config.auth;
     if (auth === undefined) return ACCEPT;
-    return this.engine.counters.hit(this.authFailureKey, auth.failure_window, this.engine.clock(), 0).then((failures) => {
-      const over = failures >= auth.max_failures_per_ip;
-      this.step('auth', `AUTH failures from ${this.client.ip} (max ${auth.max_failures_per_ip})`, `${failures}${over ? ': refused' : ''}`);
+    return this.engine.counters.hit(this.authFailureKey, auth.failure_window, this.engine.clock(), 1).then((attempts) => {
+      const over = attempts > auth.max_failures_per_ip;
+      this.step('auth', `AUTH failures from ${this.client.ip} (max ${auth.max_failures_per_ip})`, `${attempts - 1}${over ? ': refused' : ''}`);
       return over ? this.reject('auth.too-many-failures', {}, true) : ACCEPT;
     });
+  }
+
+  /** The AUTH did not fail (it succeeded, or could not be checked now): its attempt no longer counts. */
+  authCleared(): void {
+    const auth = this.engine.opts.config.auth;
+    if (auth !== undefined) void this.engine.counters.hit(this.authFailureKey, auth.failure_window, this.engine.clock(), -1);
   }
 
   /**
@@ -322,7 +332,8 @@ export class ConfiguredSessionPolicy implements SessionPolicy {
   authFailed(): MaybeAsync<AuthFailureVerdict> {
     const auth = this.engine.opts.config.auth;
     if (auth === undefined) return { delayMs: 0, verdict: this.reject('auth.invalid-credentials') };
-    return this.engine.counters.hit(this.authFailureKey, auth.failure_window, this.engine.clock(), 1).then((failures) => {
+    // authStart counted this attempt already.
+    return this.engine.counters.hit(this.authFailureKey, auth.failure_window, this.engine.clock(), 0).then((failures) => {
       const over = failures >= auth.max_failures_per_ip;
       this.step('auth', `AUTH failures from ${this.client.ip} (max ${auth.max_failures_per_ip})`, `${failures}${over ? ': limit reached' : ''}`);
       return {

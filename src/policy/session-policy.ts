@@ -69,8 +69,10 @@ export interface SessionPolicy {
    * Absent: always allowed.
    */
   authStart?(): MaybeAsync<Verdict>;
+  /** The AUTH that `authStart` let through did not fail (it succeeded, or could not be checked now). */
+  authCleared?(): void;
   /**
-   * AUTH from this client failed (bad credentials). Counted per client IP across sessions: how
+   * AUTH from this client failed (bad credentials; `authStart` counted it). Per client IP across sessions: how
    * long to wait before answering (growing with the failures), and the answer — 535 5.7.8, or
    * 421 4.7.0 and close once the IP is over its limit. Absent: the server's per-session delay.
    */

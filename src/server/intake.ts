@@ -318,9 +318,13 @@ export class Intake {
     if (result.kind === 'ok' && (authzid === '' || authzid === username)) {
       this.ctx.log.info({ session: this.ctx.sessionId, mechanism, user: result.user }, 'authenticated');
       this.authUser = result.user;
+      this.ctx.policy.authCleared?.();
       return { kind: 'accept' };
     }
-    if (result.kind === 'temporary') return { kind: 'reject', reply: reply('auth.temporary-failure') };
+    if (result.kind === 'temporary') {
+      this.ctx.policy.authCleared?.();
+      return { kind: 'reject', reply: reply('auth.temporary-failure') };
+    }
     this.authFailures++;
     this.ctx.log.warn({ session: this.ctx.sessionId, mechanism, user: username, client: this.ctx.ip, failures: this.authFailures }, 'authentication failed');
     // Per client IP across sessions when the policy counts it, else per session.

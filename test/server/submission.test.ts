@@ -197,3 +197,24 @@ test('AUTH failures from one IP count across sessions: the delay grows, the limi
     await own.stop();
   }
 });
+
+test('AUTH guesses in parallel sessions from one IP: no more are checked than the limit allows', { timeout: 30_000 }, async () => {
+  let checked = 0;
+  const counting: Authenticator = {
+    async verify(username, password) {
+      checked++;
+      return directory.verify(username, password);
+    },
+  };
+  const own = await startTestGateway(SUBMISSION_YAML(cert, 'auth: { failure_delay: 0, max_failures_per_ip: 5 }'), { authenticator: counting });
+  try {
+    const sessions = await Promise.all(Array.from({ length: 20 }, () => underTls(own.ports.submission, '127.0.0.53')));
+    const replies = await Promise.all(sessions.map((c) => c.cmd(plain('alice@example.test', 'guess'))));
+    for (const c of sessions) c.close();
+    assert.ok(checked <= 5, `${checked} guesses were checked`);
+    assert.equal(replies.filter((r) => r === '535 5.7.8' || r === '421 4.7.0').length, 20, replies.join(', '));
+    assert.ok(replies.filter((r) => r === '421 4.7.0').length >= 15);
+  } finally {
+    await own.stop();
+  }
+});
