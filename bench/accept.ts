@@ -513,6 +513,10 @@ async function startChildServer(): Promise<ChildServer> {
     `listeners: [ { name: inbound, listen: "127.0.0.1:0", max_connections: ${maxConnections} } ]`,
     `limits: { max_messages_per_connection: ${Math.max(1000, perConnection)} }`,
     'logging: { level: warn }',
+    // Acceptance only: what is queued stays queued (delivery has its own benchmark, bench/deliver.ts),
+    // and no lookup ever leaves the machine.
+    'delivery: { enabled: false }',
+    'dns: { servers: ["127.0.0.1:9"] }',
     '',
   ].join('\n'));
   const { args, what } = serverCommand();
