@@ -3,7 +3,10 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { rmSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startChildGateway } from '../support/child-gateway.js';
 import { SmtpTestClient } from '../support/smtp-test-client.js';
 import { startTestGateway, type TestGateway } from '../support/test-gateway.js';
 import { makeTestCertificate, type TestCertificate } from '../support/test-certificate.js';
@@ -123,4 +126,51 @@ test('submission: 538 before TLS, 530 without AUTH, 535 on bad credentials, 235 
   assert.equal(await c.cmd(b64('wonderland')), '235 2.7.0');
   assert.equal(await c.cmd('MAIL FROM:<alice@example.test>'), '250 2.1.0');
   c.close();
+});
+
+test('SIGHUP reloads the certificate without a restart', { timeout: 60_000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'postern-sighup-'));
+  const first = makeTestCertificate('first.test');
+  const second = makeTestCertificate('second.test');
+  try {
+    copyFileSync(first.cert, join(dir, 'cert.pem'));
+    copyFileSync(first.key, join(dir, 'key.pem'));
+    const cfg = join(dir, 'postern.yaml');
+    writeFileSync(cfg, [
+      'hostname: mx.test',
+      'store: { path: ./queue, min_free_space: 0 }',
+      'listeners: [ { name: inbound, listen: "127.0.0.1:0", tls: starttls } ]',
+      'tls: { cert: ./cert.pem, key: ./key.pem }',
+      'delivery: { enabled: false }',
+      'dns: { servers: ["127.0.0.1:9"] }',
+      'logging: { level: warn }',
+    ].join('\n'));
+    const gw = await startChildGateway(cfg);
+    const peerCn = async (): Promise<string> => {
+      const c = await greeted(gw.port);
+      await c.cmd('EHLO client.test');
+      assert.equal(await c.cmd('STARTTLS'), '220 2.0.0');
+      const s = await c.startTls();
+      const cn = String(s.getPeerCertificate().subject.CN);
+      c.close();
+      return cn;
+    };
+    try {
+      assert.equal(await peerCn(), 'first.test');
+      copyFileSync(second.cert, join(dir, 'cert.pem'));
+      copyFileSync(second.key, join(dir, 'key.pem'));
+      gw.child.kill('SIGHUP');
+      let cn = '';
+      for (let i = 0; i < 50 && cn !== 'second.test'; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        cn = await peerCn();
+      }
+      assert.equal(cn, 'second.test');
+    } finally {
+      gw.child.kill('SIGTERM');
+      await gw.exited;
+    }
+  } finally {
+    for (const d of [dir, first.dir, second.dir]) rmSync(d, { recursive: true, force: true });
+  }
 });
