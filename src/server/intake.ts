@@ -244,6 +244,8 @@ export class Intake {
         senderGroup: this.ctx.policy.senderGroup,
         policy: this.ctx.policy.policyName,
         rdns: this.ctx.policy.rdns,
+        tls: this.ctx.tls(),
+        authenticatedUser: session.authenticatedUser,
       },
       sessionId: this.ctx.sessionId,
       receivedAt: this.ctx.clock(),

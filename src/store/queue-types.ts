@@ -26,6 +26,10 @@ export interface ClientInfo {
   readonly policy: string | null;
   /** Reverse DNS name, when known (forward-confirmed or not). */
   readonly rdns: string | null;
+  /** The TLS version and cipher the message came in under (STARTTLS or implicit TLS), or null/absent. */
+  readonly tls?: { readonly version: string; readonly cipher: string } | null;
+  /** The SMTP AUTH identity the client used, or null/absent. */
+  readonly authenticatedUser?: string | null;
 }
 
 export interface Envelope {

@@ -69,6 +69,11 @@ test('STARTTLS: handshake, state reset, no STARTTLS in the new EHLO; TLS recorde
   const id = /queued as (\S+)/.exec(done.lines[0])![1];
   const body = gw.gateway.store.readBody(id).toString();
   assert.match(body, /with ESMTPS \(using TLSv1\.[23] with cipher [A-Z0-9_-]+\) id /);
+  // … and in the envelope and the tracking event of the acceptance.
+  const tlsInfo = gw.gateway.store.getMessage(id)!.envelope.client.tls;
+  assert.match(tlsInfo?.version ?? '', /^TLSv1\.[23]$/);
+  const accepted = gw.gateway.store.messageEvents(id).find((e) => e.kind === 'accepted');
+  assert.deepEqual((accepted?.detail as { tls?: unknown }).tls, tlsInfo);
   c.close();
 });
 

@@ -171,6 +171,8 @@ export class SqliteTracking {
         listener: envelope.client.listener,
         senderGroup: envelope.client.senderGroup,
         policy: envelope.client.policy,
+        tls: envelope.client.tls ?? null,
+        authenticatedUser: envelope.client.authenticatedUser ?? null,
       },
     });
   }
