@@ -22,12 +22,7 @@ test('crash: SIGKILL right after the 250 — on restart the message is in the qu
   try {
     const cfg = writeTestConfig(dir);
     const gw = await startChildGateway(cfg);
-    const c = await SmtpTestClient.connect(gw.port);
-    await c.code();
-    await c.cmd('EHLO client.test');
-    await c.cmd('MAIL FROM:<a@client.test>');
-    await c.cmd('RCPT TO:<b@example.test>');
-    await c.cmd('DATA');
+    const c = await SmtpTestClient.openData(gw.port);
     c.write('Subject: survive\r\n\r\nkill -9 me\r\n.\r\n');
     const r = await c.reply();
     gw.child.kill('SIGKILL'); // the instant the 250 arrived
@@ -101,12 +96,7 @@ test('idle timeout: 421 4.4.2 and close', { timeout: 20_000 }, async () => {
 test('data timeout: 421 4.4.2 while waiting for message data, nothing queued', { timeout: 20_000 }, async () => {
   const gw = await startTestGateway('timeouts: { command: 5s, data_block: 300ms }');
   try {
-    const c = await SmtpTestClient.connect(gw.port);
-    await c.code();
-    await c.cmd('EHLO client.test');
-    await c.cmd('MAIL FROM:<a@client.test>');
-    await c.cmd('RCPT TO:<b@example.test>');
-    await c.cmd('DATA');
+    const c = await SmtpTestClient.openData(gw.port);
     c.write('Subject: slow\r\n');
     assert.equal(await c.code(3000), '421 4.4.2');
     await c.waitClosed();
@@ -119,12 +109,7 @@ test('data timeout: 421 4.4.2 while waiting for message data, nothing queued', {
 test('slow drip (slowloris): below the minimum data rate the transfer ends with 421 4.4.2', { timeout: 20_000 }, async () => {
   const gw = await startTestGateway('timeouts: { command: 5s, data_block: 1500ms }\nlimits: { min_data_rate: 1000 }');
   try {
-    const c = await SmtpTestClient.connect(gw.port);
-    await c.code();
-    await c.cmd('EHLO client.test');
-    await c.cmd('MAIL FROM:<a@client.test>');
-    await c.cmd('RCPT TO:<b@example.test>');
-    await c.cmd('DATA');
+    const c = await SmtpTestClient.openData(gw.port);
     // 20 bytes every 400 ms: always well inside the data-block timeout, far below 1000 bytes/s.
     const t0 = Date.now();
     const drip = setInterval(() => c.write('x'.repeat(18) + '\r\n'), 400);

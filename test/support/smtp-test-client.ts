@@ -59,6 +59,23 @@ export class SmtpTestClient {
     });
   }
 
+  /**
+   * Connects and opens a transaction up to the 354: greeting, EHLO client.test,
+   * MAIL FROM:<a@client.test>, RCPT TO:<b@example.test>, DATA. Throws on any other reply.
+   */
+  static async openData(port: number): Promise<SmtpTestClient> {
+    const c = await SmtpTestClient.connect(port);
+    const steps: ReadonlyArray<readonly [string | null, string]> = [
+      [null, '220'], ['EHLO client.test', '250'], ['MAIL FROM:<a@client.test>', '250 2.1.0'],
+      ['RCPT TO:<b@example.test>', '250 2.1.5'], ['DATA', '354'],
+    ];
+    for (const [command, expected] of steps) {
+      const got = command === null ? await c.code() : await c.cmd(command);
+      if (got !== expected) throw new Error(`${command ?? 'greeting'}: expected ${expected}, got ${got}`);
+    }
+    return c;
+  }
+
   /** Implicit TLS (RFC 8314): TLS from the first byte. */
   static connectTls(port: number, host = '127.0.0.1'): Promise<SmtpTestClient> {
     return new Promise((resolve, reject) => {
