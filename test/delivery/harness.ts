@@ -140,3 +140,13 @@ export async function submit(port: number, from: string, to: readonly string[], 
     c.close();
   }
 }
+
+/** Runs `body` in a fresh world and always stops it. */
+export async function withWorld(opts: WorldOptions, body: (w: World) => Promise<void>): Promise<void> {
+  const w = await startWorld(opts);
+  try {
+    await body(w);
+  } finally {
+    await w.stop();
+  }
+}

@@ -6,18 +6,9 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startWorld, T0, type World, type WorldOptions } from './harness.js';
+import { withWorld, T0 } from './harness.js';
 
 const TIMEOUT = { timeout: 30_000 };
-
-async function withWorld(opts: WorldOptions, body: (w: World) => Promise<void>): Promise<void> {
-  const w = await startWorld(opts);
-  try {
-    await body(w);
-  } finally {
-    await w.stop();
-  }
-}
 
 test('new mail is delivered at once, without the clock moving; an empty queue leaves no timer behind', TIMEOUT, async () => {
   await withWorld({ sinks: [{}] }, async (w) => {

@@ -5,19 +5,10 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startWorld, DEFAULT_MESSAGE, T0, type World, type WorldOptions } from './harness.js';
+import { withWorld, DEFAULT_MESSAGE, T0, type World } from './harness.js';
 import { parseDsn, type ParsedDsn } from '../bounce/parse-dsn.js';
 
 const TIMEOUT = { timeout: 30_000 };
-
-async function withWorld(opts: WorldOptions, body: (w: World) => Promise<void>): Promise<void> {
-  const w = await startWorld(opts);
-  try {
-    await body(w);
-  } finally {
-    await w.stop();
-  }
-}
 
 /** The DSNs in a@src.test's Maildir. */
 function dsns(w: World, address = 'a@src.test'): ParsedDsn[] {
