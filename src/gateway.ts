@@ -81,7 +81,8 @@ export class Gateway {
     const log = opts.log ?? createLogger(config.logging.level);
     const clock = opts.clock ?? Date.now;
     let depth: () => Record<string, number> = () => ({});
-    const metrics = new PosternMetrics(() => depth());
+    let commits: () => { batches: number; messages: number } | null = () => null;
+    const metrics = new PosternMetrics(() => depth(), () => commits());
     const dns = new DnsResolver({
       servers: config.dns.servers, timeoutMs: config.timeouts.dns, cacheMs: config.dns.cache_ttl, clock,
       onLookup: (type, result) => metrics.dnsLookup(type, result),
@@ -92,6 +93,10 @@ export class Gateway {
     const mailboxes = await openLocalMailboxes(config, log);
     const store = openSqliteQueueStore({ directory: config.store.path, minFreeBytes: config.store.min_free_space, clock });
     depth = () => store.counts();
+    commits = () => {
+      const stats = store.stats();
+      return { batches: stats.commitBatches, messages: stats.committedMessages };
+    };
     store.onTracked((events) => metrics.tracked(events));
     const policy = opts.policy ?? new ConfiguredPolicyEngine({ config, dns, clock, ...(mailboxes.directory ? { directory: mailboxes.directory } : {}) });
     const version = posternVersion();

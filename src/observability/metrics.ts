@@ -30,7 +30,11 @@ export class PosternMetrics {
   /** Connections open now, all listeners. */
   openConnections = 0;
 
-  constructor(queueDepth: () => Readonly<Record<string, number>>) {
+  constructor(
+    queueDepth: () => Readonly<Record<string, number>>,
+    /** The queue's group commit so far (fsyncs and the messages they made durable), or null. */
+    commitStats: () => { readonly batches: number; readonly messages: number } | null = () => null,
+  ) {
     const registers = [this.registry];
     this.connections = new Counter({ name: 'postern_connections_total', help: 'SMTP connections accepted by a listener', labelNames: ['listener'], registers });
     this.activeConnections = new Gauge({ name: 'postern_connections_active', help: 'SMTP connections open now', labelNames: ['listener'], registers });
@@ -66,6 +70,29 @@ export class PosternMetrics {
         } catch {
           // A closed store has no depth; the scrape still answers.
         }
+      },
+    });
+    // Messages per fsync (committed ÷ batches) says how well group commit batches under load.
+    new Counter({
+      name: 'postern_store_commit_fsyncs_total',
+      help: 'Durability points (WAL fsyncs) of the queue\'s group commit',
+      registers,
+      collect() {
+        const stats = commitStats();
+        if (stats === null) return;
+        this.reset();
+        this.inc(stats.batches);
+      },
+    });
+    new Counter({
+      name: 'postern_store_committed_messages_total',
+      help: 'Messages made durable by the queue\'s group commit',
+      registers,
+      collect() {
+        const stats = commitStats();
+        if (stats === null) return;
+        this.reset();
+        this.inc(stats.messages);
       },
     });
   }

@@ -1,14 +1,17 @@
 /**
  * Group commit: many sessions finish DATA close together, and each needs its message on stable
- * storage before its "250 queued". Commits submitted during one event-loop turn are written
- * together in one transaction (in the following check phase, setImmediate) WITHOUT an fsync;
- * then one asynchronous fsync (`sync`, run on libuv's thread pool) makes every transaction
- * written before it started durable at once, and their submitters' promises settle.
+ * storage before its "250 queued". Commits are written together in one transaction WITHOUT an
+ * fsync; then one asynchronous fsync (`sync`, run on libuv's thread pool) makes every transaction
+ * written before it durable at once, and their submitters' promises settle.
  *
- * The event loop is not blocked while the disk flushes: sessions keep receiving, their commits
- * are written meanwhile and wait for the next fsync, so batches grow with the load by themselves
- * (one fsync in flight at a time, Postgres-style). Without `sync`, `writeBatch` must make the
- * batch durable itself (synchronously), as with SQLite's synchronous=FULL.
+ * One fsync is in flight at a time (Postgres-style). While it runs, new commits only queue up;
+ * when it completes, everything queued meanwhile is written as ONE transaction and the next fsync
+ * starts. So batches grow with the load by themselves, and a batch of n messages costs one
+ * transaction: the index and table pages the n messages share are written to the WAL once, not
+ * once per event-loop turn (bench/README.md: this halved the WAL bytes per message). When no
+ * fsync is running, a commit is written in the next check phase (setImmediate), so a lone
+ * client waits for nothing but its own fsync. Without `sync`, `writeBatch` must make the batch
+ * durable itself (synchronously), as with SQLite's synchronous=FULL.
  */
 
 export interface GroupCommitStats {
@@ -58,11 +61,15 @@ export class GroupCommitter<Item> {
   submit(item: Item): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       this.pending.push({ item, resolve, reject });
-      this.scheduled ??= setImmediate(() => {
-        this.scheduled = null;
-        this.write();
-        this.startSync();
-      });
+      // While an fsync runs, its completion writes what queued up (startSync's finally).
+      if (this.syncing === null) {
+        this.scheduled ??= setImmediate(() => {
+          this.scheduled = null;
+          if (this.syncing !== null) return;
+          this.write();
+          this.startSync();
+        });
+      }
     });
   }
 
@@ -107,7 +114,7 @@ export class GroupCommitter<Item> {
     }
   }
 
-  /** One fsync at a time; whatever was written while it ran waits for the next one. */
+  /** One fsync at a time; what was submitted while it ran is written in one batch after it. */
   private startSync(): void {
     const sync = this.opts.sync;
     if (!sync || this.syncing || this.written.length === 0) return;
@@ -118,6 +125,7 @@ export class GroupCommitter<Item> {
       (error: unknown) => this.settleFailed(batch, error),
     ).finally(() => {
       this.syncing = null;
+      this.write();
       this.startSync();
     });
   }

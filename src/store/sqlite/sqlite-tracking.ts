@@ -55,6 +55,9 @@ const RANK: Readonly<Record<TrackingKind, number>> = {
   deferred: 4, delivered: 4, bounced: 4, expired: 4, dsn: 5, deleted: 6,
 };
 
+/** How long session events may wait for a commit batch to ride in. */
+const SESSION_EVENT_DELAY_MS = 50;
+
 const MESSAGE_ID = /^message-id[ \t]*:[ \t]*((?:[^\r\n]|\r?\n[ \t])*)/im;
 
 /** The Message-ID header of a message's first bytes, angle brackets kept, or null. */
@@ -97,7 +100,7 @@ export class SqliteTracking {
   private unannounced: TrackingEvent[] = [];
   /** Session events waiting for the next write (recordEvents batches them per event-loop turn). */
   private pending: TrackingEventInput[] = [];
-  private flushTimer: NodeJS.Immediate | null = null;
+  private flushTimer: NodeJS.Timeout | null = null;
   private readonly listeners = new Set<(events: readonly TrackingEvent[]) => void>();
 
   constructor(private readonly db: Database.Database) {
@@ -177,24 +180,42 @@ export class SqliteTracking {
     });
   }
 
-  /** Session events, written with the next transaction of this turn (or in one of their own). */
+  /**
+   * Session events (connection decisions, RCPT replies), written with the next commit batch, or
+   * in a transaction of their own after SESSION_EVENT_DELAY_MS when no message is committed
+   * meanwhile: on a busy server they ride in the acceptances' transactions instead of costing a
+   * WAL append per event-loop turn. Queries write them first (flushPending), so a search always
+   * sees every event recorded so far.
+   */
   queue(events: readonly TrackingEventInput[]): void {
     this.pending.push(...events);
-    this.flushTimer ??= setImmediate(() => {
-      this.flushTimer = null;
-      if (!this.db.open) return;
-      try {
-        this.db.transaction(() => this.writePending())();
-        this.announce();
-      } catch {
-        // Tracking is best effort for session events; the mail flow does not depend on it.
-        this.forget();
-      }
-    });
+    if (this.flushTimer === null) {
+      this.flushTimer = setTimeout(() => this.flushPending(), SESSION_EVENT_DELAY_MS);
+      this.flushTimer.unref(); // close() writes what is left
+    }
+  }
+
+  /** Writes queued session events now, in a transaction of their own. */
+  flushPending(): void {
+    this.cancelFlush();
+    if (this.pending.length === 0 || !this.db.open) return;
+    try {
+      this.db.transaction(() => this.writePending())();
+      this.announce();
+    } catch {
+      // Tracking is best effort for session events; the mail flow does not depend on it.
+      this.forget();
+    }
+  }
+
+  private cancelFlush(): void {
+    if (this.flushTimer !== null) clearTimeout(this.flushTimer);
+    this.flushTimer = null;
   }
 
   /** Writes queued session events in the current transaction (before an acceptance that follows them). */
   writePending(): void {
+    this.cancelFlush();
     const events = this.pending;
     this.pending = [];
     for (const e of events) this.insert(e);
@@ -231,22 +252,16 @@ export class SqliteTracking {
   }
 
   close(): void {
-    if (this.flushTimer !== null) clearImmediate(this.flushTimer);
-    this.flushTimer = null;
-    if (this.pending.length > 0 && this.db.open) {
-      try {
-        this.db.transaction(() => this.writePending())();
-      } catch {
-        // best effort
-      }
-    }
+    this.flushPending();
     this.pending = [];
   }
+
 
   // ── reading ───────────────────────────────────────────────────────────────────────────────
 
   /** Everything that happened to one message, from its session's connection to now. */
   messageEvents(id: QueueId): TrackingEvent[] {
+    this.flushPending();
     const accepted = this.db
       .prepare<[string], { seq: number; session_id: string | null }>(
         "SELECT seq, session_id FROM events WHERE queue_id = ? AND kind = 'accepted' ORDER BY seq LIMIT 1",
@@ -280,6 +295,7 @@ export class SqliteTracking {
 
   /** Queue ids of messages matching every condition, newest first. */
   searchMessages(s: TrackingSearch): QueueId[] {
+    this.flushPending();
     const where: string[] = [];
     const p: Record<string, string | number> = {};
     if (s.queueId !== undefined) {
@@ -327,6 +343,7 @@ export class SqliteTracking {
 
   /** Refusals before a queue id existed (connection, RCPT) matching sender, recipient and time. */
   searchRefusals(s: TrackingSearch): TrackingEvent[] {
+    this.flushPending();
     if (s.queueId !== undefined || s.messageId !== undefined || s.nextHop !== undefined) return [];
     if (s.outcome !== undefined && s.outcome !== 'bounced') return [];
     const where = ["queue_id IS NULL", "outcome = 'rejected'"];
@@ -358,6 +375,7 @@ export class SqliteTracking {
 
   /** Events per bucket since `since` (attempts included), for rates and charts. */
   counts(since: number, bucketMs: number): TrackingCount[] {
+    this.flushPending();
     const rows = this.db
       .prepare<{ since: number; b: number }, { bucket: number; kind: TrackingKind; outcome: string | null; cc: number | null; n: number }>(
         `SELECT (at / @b) * @b AS bucket, kind, outcome, code / 100 AS cc, count(*) AS n
@@ -374,6 +392,7 @@ export class SqliteTracking {
 
   /** Destination domains ranked by bounces since `since` (hard first, then soft), with their top replies. */
   bounceSummary(since: number, limit: number): BounceSummary[] {
+    this.flushPending();
     const domainExpr = "lower(substr(recipient, instr(recipient, '@') + 1))";
     const base = `FROM events WHERE at >= @since AND recipient IS NOT NULL AND kind IN ('deferred', 'bounced', 'expired')`;
     const domains = this.db
@@ -397,6 +416,7 @@ export class SqliteTracking {
 
   /** Deletes events older than `before`, and finished messages received before it. */
   prune(before: number): { events: number; messages: number } {
+    this.flushPending();
     return this.db.transaction(() => {
       const events = this.db.prepare('DELETE FROM events WHERE at < ?').run(before).changes;
       const messages = this.db.prepare("DELETE FROM messages WHERE state = 'done' AND received_at < ?").run(before).changes;
