@@ -26,6 +26,9 @@ export interface DeliverySchedulerOptions {
   readonly worker?: string;
 }
 
+/** How long a few free delivery slots wait for more to free up before leasing (see tick). */
+const LEASE_COALESCE_MS = 5;
+
 interface InFlight {
   lease: Lease;
   readonly controller: AbortController;
@@ -38,6 +41,10 @@ export class DeliveryScheduler {
   private readonly inFlight = new Map<string, InFlight>();
   private wakeTimer: TimerHandle | null = null;
   private tickQueued = false;
+  /** A tick held back while a few slots were free (see LEASE_COALESCE_MS). */
+  private coalesceTimer: NodeJS.Timeout | null = null;
+  /** Fewer free slots than this, with runs in flight, wait for more before leasing. */
+  private readonly leaseBatch: number;
   private running = false;
   private stopping: Promise<void> | null = null;
   private unsubscribe: (() => void) | null = null;
@@ -47,6 +54,7 @@ export class DeliveryScheduler {
 
   constructor(private readonly opts: DeliverySchedulerOptions) {
     this.worker = opts.worker ?? `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
+    this.leaseBatch = Math.max(1, Math.floor(opts.concurrency / 4));
   }
 
   start(): void {
@@ -90,14 +98,28 @@ export class DeliveryScheduler {
     for (const w of this.idleWaiters.splice(0)) w();
   }
 
-  private tick(): void {
+  private tick(force = false): void {
     if (!this.running) return;
     const { store, clock, log } = this.opts;
+    const room = this.opts.concurrency - this.inFlight.size;
+    // Runs finish one by one; leasing for each alone costs a write transaction per message. With
+    // runs still in flight, a slot or two waits for others (at most LEASE_COALESCE_MS, wall clock,
+    // so a slow destination holding the other slots delays new mail by no more than that).
+    if (!force && room > 0 && room < this.leaseBatch && this.inFlight.size > 0) {
+      this.coalesceTimer ??= setTimeout(() => {
+        this.coalesceTimer = null;
+        this.tick(true);
+      }, LEASE_COALESCE_MS);
+      return;
+    }
+    if (this.coalesceTimer !== null) {
+      clearTimeout(this.coalesceTimer);
+      this.coalesceTimer = null;
+    }
     if (this.wakeTimer !== null) {
       clock.clearTimer(this.wakeTimer);
       this.wakeTimer = null;
     }
-    const room = this.opts.concurrency - this.inFlight.size;
     let leased: Lease[] = [];
     if (room > 0) {
       try {
@@ -180,6 +202,8 @@ export class DeliveryScheduler {
     this.stopping ??= (async () => {
       this.running = false;
       this.unsubscribe?.();
+      if (this.coalesceTimer !== null) clearTimeout(this.coalesceTimer);
+      this.coalesceTimer = null;
       if (this.wakeTimer !== null) this.opts.clock.clearTimer(this.wakeTimer);
       this.wakeTimer = null;
       const all = (): Promise<void[]> => Promise.all([...this.inFlight.values()].map((f) => f.done));

@@ -947,7 +947,9 @@ function prepareStatements(db: Database.Database) {
     ),
     nextLeaseExpiry: db.prepare<[], { t: number | null }>(
       // An expired lease on a message not due yet wakes nobody before the message is due.
-      "SELECT min(max(lease_expires_at, next_attempt_at)) AS t FROM messages WHERE lease_owner IS NOT NULL AND state = 'queued'",
+      // Only leased rows are looked at (the partial index): without it SQLite walked every queued
+      // message on messages_due, at each scheduler tick (a tenth of the relay benchmark's time).
+      "SELECT min(max(lease_expires_at, next_attempt_at)) AS t FROM messages INDEXED BY messages_lease WHERE lease_owner IS NOT NULL AND state = 'queued'",
     ),
     selectLeaseOwner: db.prepare<[string], { state: MessageState; lease_owner: string | null }>(
       'SELECT state, lease_owner FROM messages WHERE id = ?',
