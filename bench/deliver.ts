@@ -19,6 +19,7 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
+import { freePort, waitForPort, wholeNumberOption } from './lib/ports.js';
 import { parseConfigText } from '../src/config/load-config.js';
 import { DeliveryService } from '../src/delivery/delivery-service.js';
 import { silentLogger } from '../src/observability/logger.js';
@@ -55,14 +56,7 @@ if (opt.help) {
   process.exit(0);
 }
 
-function int(name: string, text: string, min: number, max: number): number {
-  const n = Number(text);
-  if (!/^\d+$/.test(text) || n < min || n > max) {
-    process.stderr.write(`deliver: --${name}: expected a whole number from ${min} to ${max}, got ${JSON.stringify(text)}\n\n${HELP}`);
-    process.exit(2);
-  }
-  return n;
-}
+const int = (name: string, text: string, min: number, max: number): number => wholeNumberOption('deliver', HELP, name, text, min, max);
 
 const concurrencies = opt.concurrency.split(',').map((c) => int('concurrency', c, 1, 1000));
 const count = int('count', opt.count, 1, 10_000_000);
@@ -91,35 +85,11 @@ interface Sink {
   stop(): Promise<void>;
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, SINK_HOST, () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-async function waitForPort(port: number): Promise<void> {
-  for (let i = 0; i < 200; i++) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const c = net.connect({ host: SINK_HOST, port });
-      c.once('connect', () => { c.destroy(); resolve(true); });
-      c.once('error', () => { c.destroy(); resolve(false); });
-    });
-    if (ok) return;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new Error('the sink did not start');
-}
-
 async function startSmtpSink(): Promise<Sink> {
-  const port = await freePort();
+  const port = await freePort(SINK_HOST);
   const root = process.getuid?.() === 0 ? ['-u', 'nobody'] : [];
   const child: ChildProcess = spawn(SMTP_SINK, [...root, '-m', '1000', '-h', 'sink.bench.test', `${SINK_HOST}:${port}`, '1000'], { stdio: 'ignore' });
-  await waitForPort(port);
+  await waitForPort(SINK_HOST, port, 'the sink', 5000);
   return {
     port,
     received: () => null,
