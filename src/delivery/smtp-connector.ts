@@ -313,13 +313,21 @@ export class SmtpClientConnection {
     const source = this.body;
     this.streaming = true;
     this.clearTimer();
+    // The body's blocks and the final "." leave in as few writes as the socket allows (one for a
+    // small message): corked while they are produced, uncorked to wait for the peer and at the end.
+    const socket = this.socket;
+    socket.cork();
     try {
       if (source === null) throw new Error('no body to send');
       for await (const chunk of source()) {
         if (this.closed || this.session.isClosed) return;
         this.session.sendBody(chunk);
         const out = this.session.dataToSend();
-        if (out !== null && !this.socket.write(out)) await this.drained();
+        if (out !== null && !socket.write(out)) {
+          socket.uncork(); // a corked socket never drains
+          await this.drained();
+          socket.cork();
+        }
       }
       if (this.closed || this.session.isClosed) return;
       this.session.endBody();
@@ -332,6 +340,7 @@ export class SmtpClientConnection {
     } finally {
       this.streaming = false;
       if (!this.closed) this.pump();
+      socket.uncork();
     }
   }
 
