@@ -91,9 +91,7 @@ export class Gateway {
     const dkimKeys = loadDkimKeys(config.dkim.sign);
     // The users file (when mailboxes.users_file is set): RCPT verdicts, SMTP AUTH, local delivery.
     const mailboxes = await openLocalMailboxes(config, log);
-    const store = openSqliteQueueStore({
-      directory: config.store.path, minFreeBytes: config.store.min_free_space, clock, checkpointInBackground: true,
-    });
+    const store = openSqliteQueueStore({ directory: config.store.path, minFreeBytes: config.store.min_free_space, clock });
     depth = () => store.counts();
     commits = () => {
       const stats = store.stats();

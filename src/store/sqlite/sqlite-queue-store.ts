@@ -49,7 +49,6 @@ import type {
 } from '../queue-types.js';
 import { FreeSpaceMonitor } from './free-space-monitor.js';
 import { GroupCommitter } from './group-commit.js';
-import { DEFAULT_AUTOCHECKPOINT_PAGES, SAFETY_VALVE_PAGES, WalCheckpointer } from './wal-checkpointer.js';
 import { QueueIdGenerator } from './queue-id.js';
 import { migrate } from './schema.js';
 import { messageIdHeader, SqliteTracking } from './sqlite-tracking.js';
@@ -76,11 +75,6 @@ export interface SqliteQueueStoreOptions {
   readonly maxBytes?: number;
   /** Milliseconds since the epoch; used for queue ids and `olderThanMs`. Default Date.now. */
   readonly clock?: () => number;
-  /**
-   * Checkpoint the WAL on a worker thread instead of inside commits (wal-checkpointer.ts): for
-   * the long-running server. Short-lived users (the CLI, tests of the store) leave it off.
-   */
-  readonly checkpointInBackground?: boolean;
 }
 
 export interface SqliteQueueStoreStats {
@@ -91,9 +85,6 @@ export interface SqliteQueueStoreStats {
   /** Commits rejected because their batch failed. */
   readonly failedCommits: number;
   readonly largestBatch: number;
-  /** Background checkpoints that copied something, and the pages they copied (0 without the worker). */
-  readonly checkpoints: number;
-  readonly checkpointedPages: number;
 }
 
 export function openSqliteQueueStore(options: SqliteQueueStoreOptions): SqliteQueueStore {
@@ -186,7 +177,6 @@ export class SqliteQueueStore implements QueueStore {
   private readonly freeSpace: FreeSpaceMonitor;
   private readonly committer: GroupCommitter<PendingCommit>;
   private walFd: number | null = null;
-  private readonly checkpointer: WalCheckpointer | null = null;
   private readonly maxBytes: number | null;
   private closing: Promise<void> | null = null;
 
@@ -234,14 +224,6 @@ export class SqliteQueueStore implements QueueStore {
       throw error;
     }
     this.db = db;
-    if (options.checkpointInBackground === true) {
-      db.pragma(`wal_autocheckpoint = ${SAFETY_VALVE_PAGES}`);
-      this.checkpointer = new WalCheckpointer(this.databasePath, (error) => {
-        // Back to checkpoints inside commits: slower, never unbounded.
-        if (this.db.open) db.pragma(`wal_autocheckpoint = ${DEFAULT_AUTOCHECKPOINT_PAGES}`);
-        process.emitWarning(`queue checkpoint worker failed; checkpointing in commits again: ${String(error)}`);
-      });
-    }
     this.sql = prepareStatements(db);
     this.tracking = new SqliteTracking(db);
     const tracking = this.tracking;
@@ -817,8 +799,6 @@ export class SqliteQueueStore implements QueueStore {
       committedMessages: commits.committed,
       failedCommits: commits.failed,
       largestBatch: commits.largestBatch,
-      checkpoints: this.checkpointer?.current().checkpoints ?? 0,
-      checkpointedPages: this.checkpointer?.current().pages ?? 0,
     };
   }
 
@@ -854,13 +834,10 @@ export class SqliteQueueStore implements QueueStore {
             this.db.close();
             if (this.walFd !== null) fs.closeSync(this.walFd);
             this.walFd = null;
+            resolve();
           } catch (error) {
-            void this.checkpointer?.close();
             reject(toStoreError(error, 'cannot close the queue store'));
-            return;
           }
-          // The worker's connection is the last one: SQLite checkpoints and removes the WAL then.
-          void (this.checkpointer?.close() ?? Promise.resolve()).then(resolve, resolve);
         });
       });
     });
