@@ -1,8 +1,8 @@
 /**
  * DNS goes away mid-run. Deliveries to dst.test need its MX (mx1.dst.test → 127.0.0.2, a
- * recording sink) from the loopback DNS server, reached at a fixed port (DnsFront). While the
- * load runs the DNS server is stopped: deliveries get soft bounces (deferred with 4.4.3, never
- * bounced, no DSN); then it is started again behind the same port and everything is delivered.
+ * recording sink) from the loopback DNS server. While the load runs the DNS server is stopped
+ * (its port closes: queries are refused): deliveries get soft bounces (deferred with 4.4.3, never
+ * bounced, no DSN); then it is started again on the same port and everything is delivered.
  * Used by test/faults/dns-outage.test.ts and bench/faults/dns-outage.ts.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { startTestGateway } from '../support/test-gateway.js';
 import { LoopbackDnsServer, type ZoneData } from '../support/loopback-dns-server.js';
 import {
-  acceptedNumbers, accountFor, DnsFront, faultGatewayYaml, formatAccounting, loadMessage, queueSnapshot, RecordingSink, sleep, startLoad, until,
+  acceptedNumbers, accountFor, faultGatewayYaml, formatAccounting, loadMessage, queueSnapshot, RecordingSink, sleep, startLoad, until,
   type Accounting, type QueueSnapshot,
 } from './fault-harness.js';
 
@@ -51,9 +51,9 @@ export async function runDnsOutage(o: DnsOutageOptions): Promise<DnsOutageReport
     { name: 'mx1.dst.test', type: 'A', value: sink.sink.host, ttl: 1 },
   ] };
   let dns = await new LoopbackDnsServer(zone).start();
-  const front = await new DnsFront(dns.port).open();
+  const dnsPort = dns.port;
   const gw = await startTestGateway([
-    `dns: { servers: ["${front.address}"], cache_ttl: 0 }`,
+    `dns: { servers: ["${dns.address}"], cache_ttl: 0 }`,
     'timeouts: { dns: 1s }',
     faultGatewayYaml({ mxPort: sink.port, leaseTime: '5s' }),
   ].join('\n'), { delivery: true, dir });
@@ -67,7 +67,6 @@ export async function runDnsOutage(o: DnsOutageOptions): Promise<DnsOutageReport
     await until('the load to get going', () => load.count('accepted') >= o.messages * o.stopAt, o.drainTimeoutMs);
     // DNS goes away: the server stops and its port closes (queries are refused).
     const down = Date.now();
-    await front.close();
     await dns.stop();
     const deferredNow = (): number => store.searchMessages({ outcome: 'deferred', limit: 100_000 }).length;
     await sleep(o.outageMs);
@@ -75,9 +74,7 @@ export async function runDnsOutage(o: DnsOutageOptions): Promise<DnsOutageReport
     const during = queueSnapshot(join(dir, 'queue'), { integrity: false });
     const hardDuringOutage = [...during.recipients.values()].filter((s) => s === 'bounced' || s === 'expired').length;
     // DNS comes back on the same port.
-    dns = await new LoopbackDnsServer(zone).start();
-    front.upstream = dns.port;
-    await front.open();
+    dns = await new LoopbackDnsServer(zone).start(dnsPort);
     const outageMs = Date.now() - down;
     await load.done;
     const accepted = acceptedNumbers(load.outcomes).map(rcpt);
@@ -111,7 +108,6 @@ export async function runDnsOutage(o: DnsOutageOptions): Promise<DnsOutageReport
     };
   } finally {
     await gw.stop().catch(() => undefined);
-    await front.close();
     await dns.stop();
     await sink.stop();
     rmSync(dir, { recursive: true, force: true });

@@ -11,7 +11,6 @@
  * allows them, they are reported).
  */
 import { spawnSync } from 'node:child_process';
-import dgram from 'node:dgram';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -563,57 +562,6 @@ export class ProcSampler {
 export function median(xs: readonly number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   return s.length === 0 ? NaN : s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-}
-
-// ── a DNS service address that can go away and come back ───────────────────────────────────
-
-/**
- * A fixed loopback UDP port in front of a LoopbackDnsServer (which always binds an ephemeral
- * port): queries are relayed to `upstream` and answers relayed back. `close()` closes the port —
- * to the gateway the DNS server is gone (queries are refused) — and `open()` binds the same port
- * again, so the gateway's configured `dns.servers` entry works again.
- */
-export class DnsFront {
-  private socket: dgram.Socket | null = null;
-  port = 0;
-
-  constructor(public upstream: number) {}
-
-  get address(): string {
-    return `127.0.0.1:${this.port}`;
-  }
-
-  async open(): Promise<this> {
-    const socket = dgram.createSocket('udp4');
-    socket.on('message', (msg, rinfo) => {
-      const up = dgram.createSocket('udp4');
-      const timer = setTimeout(() => up.close(), 5000);
-      up.on('error', () => undefined);
-      up.once('message', (answer) => {
-        clearTimeout(timer);
-        up.close();
-        this.socket?.send(answer, rinfo.port, rinfo.address);
-      });
-      up.send(msg, this.upstream, '127.0.0.1');
-    });
-    socket.on('error', () => undefined);
-    await new Promise<void>((resolve, reject) => {
-      socket.once('error', reject);
-      socket.bind(this.port, '127.0.0.1', () => {
-        socket.removeListener('error', reject);
-        resolve();
-      });
-    });
-    this.socket = socket;
-    this.port = socket.address().port;
-    return this;
-  }
-
-  async close(): Promise<void> {
-    const s = this.socket;
-    this.socket = null;
-    if (s) await new Promise<void>((resolve) => s.close(() => resolve()));
-  }
 }
 
 // ── tmpfs ──────────────────────────────────────────────────────────────────────────────────

@@ -70,7 +70,8 @@ export class LoopbackDnsServer {
     return `127.0.0.1:${this.port}`;
   }
 
-  async start(): Promise<this> {
+  /** Listens on 127.0.0.1:`port` (0: any free port; a stopped server's port to come back on it). */
+  async start(port = 0): Promise<this> {
     const server = dns2.createServer({
       udp: true,
       handle: (request, send) => {
@@ -100,7 +101,7 @@ export class LoopbackDnsServer {
         void send(response);
       },
     });
-    const addrs = await server.listen({ udp: { port: 0, address: '127.0.0.1', type: 'udp4' } } as never);
+    const addrs = await server.listen({ udp: { port, address: '127.0.0.1', type: 'udp4' } } as never);
     this.server = server;
     this.port = (addrs as unknown as { udp: AddressInfo }).udp.port;
     return this;
