@@ -61,15 +61,22 @@ export class GroupCommitter<Item> {
   submit(item: Item): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       this.pending.push({ item, resolve, reject });
-      // While an fsync runs, its completion writes what queued up (startSync's finally).
-      if (this.syncing === null) {
-        this.scheduled ??= setImmediate(() => {
-          this.scheduled = null;
-          if (this.syncing !== null) return;
-          this.write();
-          this.startSync();
-        });
-      }
+      // While an fsync runs, its completion schedules what queued up (startSync's finally).
+      if (this.syncing === null) this.scheduleWrite();
+    });
+  }
+
+  /**
+   * Writes the pending batch and starts its fsync in the next check phase: after the poll phase
+   * has handled every socket that became readable meanwhile, so the sessions finishing DATA in
+   * this loop iteration join the batch instead of waiting for the next fsync.
+   */
+  private scheduleWrite(): void {
+    this.scheduled ??= setImmediate(() => {
+      this.scheduled = null;
+      if (this.syncing !== null) return;
+      this.write();
+      this.startSync();
     });
   }
 
@@ -125,8 +132,7 @@ export class GroupCommitter<Item> {
       (error: unknown) => this.settleFailed(batch, error),
     ).finally(() => {
       this.syncing = null;
-      this.write();
-      this.startSync();
+      if (this.pending.length > 0) this.scheduleWrite();
     });
   }
 
