@@ -212,6 +212,10 @@ export class SqliteQueueStore implements QueueStore {
       db.pragma('foreign_keys = ON');
       // A big body passes through the WAL; give the space back after the next checkpoint.
       db.pragma('journal_size_limit = 67108864');
+      // SQLite's default page cache is 2 MiB: once the bodies outgrow it, the index pages every
+      // commit touches are read from the file again. 32 MiB (bounded) keeps them (bench/accept:
+      // about 5–10% less server CPU per message with a queue of a few hundred MB).
+      db.pragma('cache_size = -32768');
       if (this.maxBytes !== null) {
         const pageSize = Number(db.pragma('page_size', { simple: true }));
         db.pragma(`max_page_count = ${Math.max(1, Math.floor(this.maxBytes / pageSize))}`);
