@@ -5,11 +5,12 @@
  * - `write()` keeps at most 64 KiB of a body in memory; every full 64 KiB goes into a
  *   `body_chunks` row at once, in an ordinary transaction that is not fsync'd (synchronous=NORMAL
  *   in WAL mode appends to the WAL without syncing it).
- * - `commit()` hands the message to the group committer. All commits of one event-loop turn are
- *   written in ONE transaction (last chunk, message row, recipient rows) run with
- *   synchronous=FULL, which fsyncs the WAL at COMMIT. The WAL is append-only, so that fsync also
- *   covers the message's earlier, unsynced chunk frames: body and envelope become durable
- *   together, and one fsync serves the whole batch.
+ * - `commit()` hands the message to the group committer (group-commit.ts): the commits that
+ *   arrive while the previous fdatasync runs are written in ONE transaction (last chunk, message
+ *   row, recipient rows, the session's tracking events), then one fdatasync of the WAL makes
+ *   them durable. The WAL is append-only, so that fsync also covers the messages' earlier,
+ *   unsynced chunk frames: body and envelope become durable together, and one fsync serves the
+ *   whole batch.
  * - A message exists once its `messages` row does. Chunk rows without one (aborted or crashed
  *   sessions) are deleted on abort and, for whatever is left, when the store is next opened.
  *
@@ -185,7 +186,7 @@ export class SqliteQueueStore implements QueueStore {
   private readonly writeCommitBatch: (batch: readonly PendingCommit[]) => void;
   private readonly claimDue: (owner: string, now: number, max: number, leaseMs: number) => Lease[];
   private readonly applyReports: (batch: readonly PendingReport[]) => ReportOutcome[];
-  /** Delivery reports of this event-loop turn, written in one transaction (see recordDelivery). */
+  /** Delivery reports of the next few milliseconds, written in one transaction (see recordDelivery). */
   private pendingReports: PendingReport[] = [];
   private reportFlush: NodeJS.Timeout | null = null;
   private readonly enqueuedListeners = new Set<(ids: readonly QueueId[]) => void>();

@@ -98,7 +98,7 @@ export class SqliteTracking {
   private readonly insertEvent: Database.Statement;
   /** Written in a transaction not yet reported to listeners. */
   private unannounced: TrackingEvent[] = [];
-  /** Session events waiting for the next write (recordEvents batches them per event-loop turn). */
+  /** Session events waiting for the next commit batch or their own flush (see queue). */
   private pending: TrackingEventInput[] = [];
   private flushTimer: NodeJS.Timeout | null = null;
   private readonly listeners = new Set<(events: readonly TrackingEvent[]) => void>();
