@@ -177,6 +177,10 @@ test('/metrics: Prometheus text that parses; its counters move as mail flows; pu
     assert.equal(after.get('postern_queue_depth{state="queued"}'), 1);
     assert.equal(after.get('postern_delivery_latency_seconds_count'), 1);
     assert.ok((after.get('postern_dns_lookups_total{type="MX"}') ?? 0) >= 1);
+    // Group commit: every received message made durable, by at most one fsync each.
+    assert.equal(after.get('postern_store_committed_messages_total'), 3);
+    const fsyncs = after.get('postern_store_commit_fsyncs_total') ?? 0;
+    assert.ok(fsyncs >= 1 && fsyncs <= 3, `${fsyncs} fsyncs for 3 messages`);
   } finally {
     await w.stop();
   }
