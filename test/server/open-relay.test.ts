@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import { SmtpTestClient } from '../support/smtp-test-client.js';
 import { startTestGateway, type TestGateway } from '../support/test-gateway.js';
-import { makeTestCertificate, type TestCertificate } from '../support/test-certificate.js';
+import { makeTestCertificate, tlsConfigLine, type TestCertificate } from '../support/test-certificate.js';
 import type { Authenticator } from '../../src/server/authenticator.js';
 
 const b64 = (s: string): string => Buffer.from(s).toString('base64');
@@ -68,7 +68,7 @@ let gw: TestGateway;
 before(async () => {
   cert = makeTestCertificate();
   gw = await startTestGateway([
-    `tls: { cert: ${JSON.stringify(cert.cert)}, key: ${JSON.stringify(cert.key)} }`,
+    tlsConfigLine(cert),
     'auth: { failure_delay: 0, max_failures: 10, max_failures_per_ip: 1000 }',
     'limits: { max_errors: 1000 }',
     'domains: { local: [example.test], relay: { partner.test: "smtp://127.0.0.2:2526" } }',

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import { SmtpTestClient } from '../support/smtp-test-client.js';
 import { startTestGateway, type TestGateway } from '../support/test-gateway.js';
-import { makeTestCertificate, type TestCertificate } from '../support/test-certificate.js';
+import { makeTestCertificate, tlsConfigLine, type TestCertificate } from '../support/test-certificate.js';
 import type { Authenticator } from '../../src/server/authenticator.js';
 
 const b64 = (s: string): string => Buffer.from(s).toString('base64');
@@ -31,7 +31,7 @@ const directory: Authenticator = {
 };
 
 const SUBMISSION_YAML = (cert: TestCertificate, extra = ''): string => [
-  `tls: { cert: ${JSON.stringify(cert.cert)}, key: ${JSON.stringify(cert.key)} }`,
+  tlsConfigLine(cert),
   'domains: { local: [example.test] }',
   'recipients: { valid: [alice@example.test, bob@example.test] }',
   // Loopback is an ordinary client here (the default config lets it relay).

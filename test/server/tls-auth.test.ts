@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { startChildGateway } from '../support/child-gateway.js';
 import { SmtpTestClient } from '../support/smtp-test-client.js';
 import { startTestGateway, type TestGateway } from '../support/test-gateway.js';
-import { makeTestCertificate, type TestCertificate } from '../support/test-certificate.js';
+import { makeTestCertificate, tlsConfigLine, type TestCertificate } from '../support/test-certificate.js';
 import type { Authenticator } from '../../src/server/authenticator.js';
 
 const b64 = (s: string): string => Buffer.from(s).toString('base64');
@@ -27,7 +27,7 @@ let gw: TestGateway;
 before(async () => {
   cert = makeTestCertificate();
   gw = await startTestGateway([
-    `tls: { cert: ${JSON.stringify(cert.cert)}, key: ${JSON.stringify(cert.key)} }`,
+    tlsConfigLine(cert),
     'auth: { failure_delay: 0 }',
     'listeners:',
     '  - { name: inbound, listen: "127.0.0.1:0", tls: starttls }',

@@ -12,7 +12,7 @@ import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import fc from 'fast-check';
 import { SmtpTestClient } from '../support/smtp-test-client.js';
 import { startTestGateway, type TestGateway } from '../support/test-gateway.js';
-import { makeTestCertificate, type TestCertificate } from '../support/test-certificate.js';
+import { makeTestCertificate, tlsConfigLine, type TestCertificate } from '../support/test-certificate.js';
 import type { Authenticator } from '../../src/server/authenticator.js';
 
 const b64 = (s: string): string => Buffer.from(s).toString('base64');
@@ -35,7 +35,7 @@ before(async () => {
   process.on('uncaughtException', onCrash);
   cert = makeTestCertificate();
   gw = await startTestGateway([
-    `tls: { cert: ${JSON.stringify(cert.cert)}, key: ${JSON.stringify(cert.key)} }`,
+    tlsConfigLine(cert),
     'auth: { failure_delay: 0, max_failures_per_ip: 100000 }',
     'listeners:',
     '  - { name: starttls, listen: "127.0.0.1:0", tls: starttls, auth: optional }',

@@ -20,3 +20,8 @@ export function makeTestCertificate(cn = 'mx.test'): TestCertificate {
   ], { stdio: 'ignore' });
   return { dir, cert, key };
 }
+
+/** The config's `tls:` line for this certificate (paths quoted as YAML strings). */
+export function tlsConfigLine(c: TestCertificate): string {
+  return `tls: { cert: ${JSON.stringify(c.cert)}, key: ${JSON.stringify(c.key)} }`;
+}
