@@ -200,7 +200,7 @@ export class SqliteQueueStore implements QueueStore {
     this.maxBytes = options.maxBytes ?? null;
     fs.mkdirSync(options.directory, { recursive: true });
     this.databasePath = path.join(options.directory, 'queue.db');
-    this.freeSpace = new FreeSpaceMonitor(options.directory, options.minFreeBytes);
+    this.freeSpace = new FreeSpaceMonitor({ directory: options.directory, minFreeBytes: options.minFreeBytes });
 
     const db = new Database(this.databasePath, { timeout: 5000 });
     try {
@@ -450,7 +450,7 @@ export class SqliteQueueStore implements QueueStore {
   }
 
   admission(size: number | null): StoreAdmission {
-    let available = this.freeSpace.current().available;
+    let available = this.freeSpace.available(Math.max(size ?? 0, 1));
     if (this.maxBytes !== null && this.db.open) {
       const roomInDatabase = this.maxBytes - this.usedDatabaseBytes();
       available = available === null ? roomInDatabase : Math.min(available, roomInDatabase);
