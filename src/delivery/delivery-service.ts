@@ -116,7 +116,7 @@ export class DeliveryService {
     });
     this.scheduler = new DeliveryScheduler({
       store,
-      deliver: (lease, signal) => delivery.deliver(lease, signal),
+      deliver: (lease, signal, slotFree) => delivery.deliver(lease, signal, slotFree),
       concurrency: d.concurrency,
       leaseMs: d.lease_time,
       clock,

@@ -173,8 +173,11 @@ export class MessageDelivery {
     return p;
   }
 
-  /** Delivers what is due of the leased message and records the outcome. */
-  async deliver(lease: Lease, signal: AbortSignal): Promise<void> {
+  /**
+   * Delivers what is due of the leased message and records the outcome; calls `slotFree` when
+   * only the recording is left (see DeliveryScheduler).
+   */
+  async deliver(lease: Lease, signal: AbortSignal, slotFree: () => void = () => undefined): Promise<void> {
     const { store, clock, log } = this.opts;
     const msg = store.getMessage(lease.id);
     const now = clock.now();
@@ -232,6 +235,7 @@ export class MessageDelivery {
       store.releaseLease(lease);
       return;
     }
+    slotFree();
     await this.opts.recorder.record(msg, lease, results, record.attempts);
   }
 

@@ -16,8 +16,14 @@ import type { DeliveryClock, TimerHandle } from './delivery-clock.js';
 
 export interface DeliverySchedulerOptions {
   readonly store: QueueStore;
-  /** Runs one leased message; must not throw (failures are its own to record). */
-  readonly deliver: (lease: Lease, signal: AbortSignal) => Promise<void>;
+  /**
+   * Runs one leased message; must not throw (failures are its own to record). A run calls
+   * `slotFree` once it needs no delivery slot any more (its network work is over and only its
+   * report is left to write): the slot goes to the next message while the report waits to be
+   * batched with others. The lease keeps the message from being taken again until the report is
+   * written (or, if the process dies first, until it expires: at least once, never lost).
+   */
+  readonly deliver: (lease: Lease, signal: AbortSignal, slotFree: () => void) => Promise<void>;
   readonly concurrency: number;
   readonly leaseMs: number;
   readonly clock: DeliveryClock;
@@ -34,11 +40,15 @@ interface InFlight {
   readonly controller: AbortController;
   done: Promise<void>;
   renewTimer: TimerHandle | null;
+  /** Its slot is free; only its report is still being written. */
+  reporting: boolean;
 }
 
 export class DeliveryScheduler {
   readonly worker: string;
   private readonly inFlight = new Map<string, InFlight>();
+  /** Runs in `inFlight` that hold no slot any more (see `deliver`'s slotFree). */
+  private reporting = 0;
   private wakeTimer: TimerHandle | null = null;
   private tickQueued = false;
   /** A tick held back while a few slots were free (see LEASE_COALESCE_MS). */
@@ -74,8 +84,14 @@ export class DeliveryScheduler {
     });
   }
 
+  /** Runs not finished yet, reporting ones included. */
   get inFlightCount(): number {
     return this.inFlight.size;
+  }
+
+  /** Runs that hold a delivery slot. */
+  private get slotsTaken(): number {
+    return this.inFlight.size - this.reporting;
   }
 
   /**
@@ -101,11 +117,11 @@ export class DeliveryScheduler {
   private tick(force = false): void {
     if (!this.running) return;
     const { store, clock, log } = this.opts;
-    const room = this.opts.concurrency - this.inFlight.size;
+    const room = this.opts.concurrency - this.slotsTaken;
     // Runs finish one by one; leasing for each alone costs a write transaction per message. With
     // runs still in flight, a slot or two waits for others (at most LEASE_COALESCE_MS, wall clock,
     // so a slow destination holding the other slots delays new mail by no more than that).
-    if (!force && room > 0 && room < this.leaseBatch && this.inFlight.size > 0) {
+    if (!force && room > 0 && room < this.leaseBatch && this.slotsTaken > 0) {
       this.coalesceTimer ??= setTimeout(() => {
         this.coalesceTimer = null;
         this.tick(true);
@@ -131,7 +147,7 @@ export class DeliveryScheduler {
       }
     }
     for (const lease of leased) this.run(lease);
-    if (this.inFlight.size < this.opts.concurrency) this.armWake(leased.length > 0);
+    if (this.slotsTaken < this.opts.concurrency) this.armWake(leased.length > 0);
     this.checkIdle();
   }
 
@@ -157,7 +173,13 @@ export class DeliveryScheduler {
     const { store, clock, log } = this.opts;
     const controller = new AbortController();
     this.started++;
-    const entry: InFlight = { lease, controller, done: Promise.resolve(), renewTimer: null };
+    const entry: InFlight = { lease, controller, done: Promise.resolve(), renewTimer: null, reporting: false };
+    const slotFree = (): void => {
+      if (entry.reporting) return;
+      entry.reporting = true;
+      this.reporting++;
+      this.poke();
+    };
     const renew = (): void => {
       entry.renewTimer = clock.setTimer(() => {
         try {
@@ -177,7 +199,7 @@ export class DeliveryScheduler {
     this.inFlight.set(lease.id, entry);
     entry.done = (async () => {
       try {
-        await this.opts.deliver(lease, controller.signal);
+        await this.opts.deliver(lease, controller.signal, slotFree);
       } catch (err) {
         log.error({ queue_id: lease.id, err }, 'delivery: run failed; releasing the message');
         try {
@@ -187,6 +209,7 @@ export class DeliveryScheduler {
         }
       } finally {
         if (entry.renewTimer !== null) clock.clearTimer(entry.renewTimer);
+        if (entry.reporting) this.reporting--;
         this.inFlight.delete(lease.id);
         this.poke();
         this.checkIdle();

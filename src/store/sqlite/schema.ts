@@ -104,6 +104,12 @@ export const MIGRATIONS: readonly string[] = [
   CREATE INDEX messages_sender ON messages (sender COLLATE NOCASE);
   CREATE INDEX recipients_address ON recipients (address COLLATE NOCASE);
   `,
+  // 4: leasing walks only the messages free to lease. On messages_due it skipped the leased ones
+  // (every delivery in flight, the oldest due) row by row, each a table lookup: ~0.2 ms per lease
+  // transaction in the relay benchmark, a tenth of the main thread.
+  `
+  CREATE INDEX messages_ready ON messages (next_attempt_at, id) WHERE state = 'queued' AND lease_owner IS NULL;
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
