@@ -190,6 +190,7 @@ export class OutcomeRecorder {
 
     const result = await this.opts.store.recordDelivery({
       lease,
+      message: msg,
       recipients: updates,
       attempts: [...attempts, ...extraAttempts],
       generated,

@@ -159,6 +159,11 @@ export interface DeliveryReport {
   readonly generated: readonly GeneratedMessage[];
   /** The message's new count of delay DSNs sent, when it changed. */
   readonly delayWarnings?: number;
+  /**
+   * The message as the run read it under this lease, if at hand: its tracking events are
+   * written from it instead of reading the message again (a leased message does not change).
+   */
+  readonly message?: QueuedMessage;
 }
 
 export interface DeliveryRecordResult {

@@ -302,3 +302,27 @@ test('sqlite: queue ids are 15 base62 characters, sortable by time, unique', { t
   assert.ok(early < late);
   assert.ok(made[0] < late && made[0] > early);
 });
+
+test('sqlite: a body with a chunk gone is refused as incomplete, small (read whole) or large (read chunk by chunk)', { timeout: TEST_TIMEOUT_MS }, async () => {
+  await withSqliteStore(async (store, directory) => {
+    const small = await storeMessage(store, sampleBody(10_000, 1));
+    const large = await storeMessage(store, sampleBody(600_000, 2));
+    const read = async (id: string): Promise<Buffer> => {
+      const parts: Buffer[] = [];
+      for await (const c of store.bodyChunks(id)) parts.push(c);
+      return Buffer.concat(parts);
+    };
+    assert.equal((await read(small)).length, store.getMessage(small)!.size);
+    assert.equal((await read(large)).length, store.getMessage(large)!.size);
+    const { default: Database } = await import('better-sqlite3');
+    const other = new Database(path.join(directory, 'queue.db'));
+    try {
+      other.prepare('DELETE FROM body_chunks WHERE message_id = ?').run(small);
+      other.prepare('DELETE FROM body_chunks WHERE message_id = ? AND seq = 3').run(large);
+    } finally {
+      other.close();
+    }
+    await assert.rejects(read(small), (e: unknown) => e instanceof StoreError && /incomplete \(0 of \d+ bytes\)/.test(e.message));
+    await assert.rejects(read(large), (e: unknown) => e instanceof StoreError && /incomplete \(\d+ of \d+ bytes\)/.test(e.message));
+  });
+});

@@ -64,6 +64,8 @@ export const BODY_CHUNK_BYTES = 64 * 1024;
 const REPORT_BATCH_MS = 5;
 /** Reports written at once without waiting longer. */
 const REPORT_BATCH_MAX = 64;
+/** Bodies up to this size are read in one statement (see bodyChunks); larger ones chunk by chunk. */
+const WHOLE_BODY_READ_BYTES = 256 * 1024;
 /** The longest leasing goes without looking for expired leases (see claimDue). */
 const EXPIRED_LEASE_SCAN_MS = 1000;
 
@@ -327,9 +329,12 @@ export class SqliteQueueStore implements QueueStore {
     /** Outcome and DSN events of a delivery report, in its transaction. */
     const trackReport = (report: DeliveryReport, generated: readonly QueueId[]): void => {
       const id = report.lease.id;
-      const m = sql.selectMessage.get(id);
+      const read = report.message;
+      const m = read !== undefined
+        ? { session_id: read.envelope.sessionId, sender: read.envelope.sender, received_at: read.envelope.receivedAt, origin: read.origin }
+        : sql.selectMessage.get(id);
       if (m === undefined) return;
-      const addresses = sql.selectRecipients.all(id).map((r) => r.address);
+      const addresses = (read?.recipients ?? sql.selectRecipients.all(id)).map((r) => r.address);
       const at = report.attempts.length > 0 ? Math.max(...report.attempts.map((a) => a.at)) : this.clock();
       for (const a of report.attempts) {
         tracking.noteAttempt({
@@ -582,8 +587,18 @@ export class SqliteQueueStore implements QueueStore {
   // ---- delivery ----
 
   async *bodyChunks(id: QueueId): AsyncGenerator<Buffer> {
-    const row = this.guard(`cannot read the body of ${id}`, () => this.sql.selectMessage.get(id));
-    if (row === undefined) throw new StoreError('io', `no message ${id} in the queue`);
+    const size = this.guard(`cannot read the body of ${id}`, () => this.sql.selectSize.get(id));
+    if (size === undefined) throw new StoreError('io', `no message ${id} in the queue`);
+    const incomplete = (total: number): StoreError =>
+      new StoreError('io', `the body of ${id} is incomplete (${total} of ${size} bytes): finished elsewhere meanwhile?`);
+    if (size <= WHOLE_BODY_READ_BYTES) {
+      // Most mail: the whole body in one statement instead of one per chunk and one more.
+      const chunks = this.guard(`cannot read the body of ${id}`, () => this.sql.selectChunks.all(id));
+      const total = chunks.reduce((n, c) => n + c.length, 0);
+      if (total !== size) throw incomplete(total);
+      yield* chunks;
+      return;
+    }
     let seq = -1;
     let total = 0;
     for (;;) {
@@ -593,9 +608,7 @@ export class SqliteQueueStore implements QueueStore {
       total += chunk.data.length;
       yield chunk.data;
     }
-    if (total !== row.size) {
-      throw new StoreError('io', `the body of ${id} is incomplete (${total} of ${row.size} bytes): finished elsewhere meanwhile?`);
-    }
+    if (total !== size) throw incomplete(total);
   }
 
   nextWakeAt(): number | null {
@@ -941,6 +954,7 @@ function prepareStatements(db: Database.Database) {
     ),
     deleteChunks: db.prepare<[string]>('DELETE FROM body_chunks WHERE message_id = ?'),
     selectChunks: db.prepare<[string], Buffer>('SELECT data FROM body_chunks WHERE message_id = ? ORDER BY seq').pluck(),
+    selectSize: db.prepare<[string], number>('SELECT size FROM messages WHERE id = ?').pluck(),
     insertMessage: db.prepare<{
       id: string;
       sender: string;
