@@ -191,6 +191,7 @@ export class SqliteQueueStore implements QueueStore {
   private readonly writeCommitBatch: (batch: readonly PendingCommit[]) => void;
   private readonly claimDue: (owner: string, now: number, max: number, leaseMs: number) => Lease[];
   private readonly applyReports: (batch: readonly PendingReport[]) => ReportOutcome[];
+  private readonly applyReportsTogether: (batch: readonly PendingReport[]) => ReportOutcome[];
   /**
    * No leased message becomes claimable again (lease expired and due) before this time: a lower
    * bound, lowered by every lease this process takes and recomputed at each search for expired
@@ -374,7 +375,7 @@ export class SqliteQueueStore implements QueueStore {
       });
     };
 
-    const applyReport = db.transaction((report: DeliveryReport): DeliveryRecordResult => {
+    const applyReportBody = (report: DeliveryReport): DeliveryRecordResult => {
       const { lease } = report;
       const owner = sql.selectLeaseOwner.get(lease.id);
       if (owner === undefined || owner.state !== 'queued' || owner.lease_owner !== lease.owner) {
@@ -421,7 +422,14 @@ export class SqliteQueueStore implements QueueStore {
         });
       }
       return { applied: true, generated, finished };
-    });
+    };
+    const applyReport = db.transaction(applyReportBody);
+    // First try: the batch in one transaction, reports one after the other (with a savepoint
+    // each, a report cost ~120 µs, without ~77, batches of 64). Should one fail, all is rolled
+    // back and the batch written again the careful way below (flushReports).
+    this.applyReportsTogether = db
+      .transaction((batch: readonly PendingReport[]): ReportOutcome[] => batch.map(({ report }) => ({ ok: true, result: applyReportBody(report) })))
+      .immediate;
     // One transaction for the batch; each report in a savepoint of its own (a nested
     // better-sqlite3 transaction), so one that fails leaves the others written.
     this.applyReports = db.transaction((batch: readonly PendingReport[]): ReportOutcome[] => batch.map(({ report }) => {
@@ -645,7 +653,14 @@ export class SqliteQueueStore implements QueueStore {
     if (batch.length === 0) return;
     let outcomes: ReportOutcome[];
     try {
-      outcomes = this.guard('cannot record deliveries', () => this.applyReports(batch));
+      outcomes = this.guard('cannot record deliveries', () => {
+        try {
+          return this.applyReportsTogether(batch);
+        } catch {
+          this.tracking.forget();
+          return this.applyReports(batch);
+        }
+      });
     } catch (error) {
       this.tracking.forget();
       for (const p of batch) p.reject(error);
