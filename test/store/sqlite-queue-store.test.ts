@@ -326,3 +326,28 @@ test('sqlite: a body with a chunk gone is refused as incomplete, small (read who
     await assert.rejects(read(large), (e: unknown) => e instanceof StoreError && /incomplete \(\d+ of \d+ bytes\)/.test(e.message));
   });
 });
+
+test('sqlite: reports waiting for their batch are written by the next lease, in its transaction; a bad one cannot stop the lease', { timeout: TEST_TIMEOUT_MS }, async () => {
+  await withSqliteStore(async (store) => {
+    const t0 = 1_700_000_000_000;
+    const [a, b, c, d] = await Promise.all([1, 2, 3, 4].map((i) => storeMessage(store, Buffer.from(`m${i}`), sampleEnvelope({ receivedAt: t0 + i }))));
+    const first = store.leaseDue('W', t0 + 10, 2, 60_000);
+    assert.deepEqual(first.map((l) => l.id), [a, b]);
+    const delivered = store.recordDelivery({ lease: first[0], recipients: [{ index: 0, state: 'delivered', lastReply: '250 ok', status: '2.0.0' }], attempts: [], generated: [] });
+    assert.equal(store.getMessage(a)?.state, 'queued', 'the report waits for its batch');
+    // The lease writes it: A is done as soon as leaseDue returns, before the batch timer.
+    assert.deepEqual(store.leaseDue('W', t0 + 10, 1, 60_000).map((l) => l.id), [c]);
+    assert.equal(store.getMessage(a)?.state, 'done');
+    assert.deepEqual(await delivered, { applied: true, generated: [], finished: true });
+
+    // A broken report (queued without a next attempt time) next to a good one: the lease is
+    // still taken, the good report written, the broken one refused on its own.
+    const good = store.recordDelivery({ lease: first[1], recipients: [{ index: 0, state: 'bounced', lastReply: '550 no', status: '5.0.0' }], attempts: [], generated: [] });
+    const broken = store.recordDelivery({ lease: { id: c, owner: 'W', expiresAt: t0 + 60_010 }, recipients: [{ index: 0, state: 'queued', lastReply: '450 later', status: '4.0.0' }], attempts: [], generated: [] });
+    assert.deepEqual(store.leaseDue('W', t0 + 10, 5, 60_000).map((l) => l.id), [d]);
+    assert.equal((await good).finished, true);
+    await assert.rejects(broken, StoreError);
+    assert.equal(store.getMessage(b)?.recipients[0].state, 'bounced');
+    assert.equal(store.getMessage(c)?.recipients[0].attempts, 0, 'the refused report left no trace');
+  });
+});

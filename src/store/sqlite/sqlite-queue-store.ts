@@ -192,6 +192,9 @@ export class SqliteQueueStore implements QueueStore {
   private readonly claimDue: (owner: string, now: number, max: number, leaseMs: number) => Lease[];
   private readonly applyReports: (batch: readonly PendingReport[]) => ReportOutcome[];
   private readonly applyReportsTogether: (batch: readonly PendingReport[]) => ReportOutcome[];
+  private readonly reportsThenLease: (
+    batch: readonly PendingReport[], owner: string, now: number, max: number, leaseMs: number,
+  ) => { outcomes: ReportOutcome[]; leases: Lease[] };
   /**
    * No leased message becomes claimable again (lease expired and due) before this time: a lower
    * bound, lowered by every lease this process takes and recomputed at each search for expired
@@ -459,25 +462,31 @@ export class SqliteQueueStore implements QueueStore {
       onDurable: (batch) => this.notifyEnqueued(batch.map((b) => b.message.id)),
     });
 
-    this.claimDue = db
-      .transaction((owner: string, now: number, max: number, leaseMs: number): Lease[] => {
-        const expiresAt = now + leaseMs;
-        // Select, then update by id: `UPDATE … WHERE id IN (SELECT … LIMIT n)` cost ~0.2 ms even
-        // when it found nothing (bench: the relay benchmark). Messages whose worker died (lease
-        // expired) first: they have waited longest. That search cost more than the rest of the
-        // lease, and almost always finds nothing, so it runs only once a lease can have expired
-        // (or at least every EXPIRED_LEASE_SCAN_MS: a lease taken by another process, the CLI).
-        let ids: string[] = [];
-        if (now >= this.noLeaseClaimableBefore || now - this.expiredLeasesScannedAt >= EXPIRED_LEASE_SCAN_MS) {
-          ids = sql.selectExpiredLeases.all(now, now, max);
-          this.expiredLeasesScannedAt = now;
-          this.noLeaseClaimableBefore = sql.nextLeaseExpiry.get()?.t ?? Infinity;
-        }
-        if (ids.length < max) ids.push(...sql.selectReady.all(now, max - ids.length));
-        for (const id of ids) sql.takeLease.run(owner, expiresAt, id);
-        if (ids.length > 0) this.noteLeaseExpiry(expiresAt);
-        return ids.map((id) => ({ id, owner, expiresAt }));
-      })
+    const claimBody = (owner: string, now: number, max: number, leaseMs: number): Lease[] => {
+      const expiresAt = now + leaseMs;
+      // Select, then update by id: `UPDATE … WHERE id IN (SELECT … LIMIT n)` cost ~0.2 ms even
+      // when it found nothing (bench: the relay benchmark). Messages whose worker died (lease
+      // expired) first: they have waited longest. That search cost more than the rest of the
+      // lease, and almost always finds nothing, so it runs only once a lease can have expired
+      // (or at least every EXPIRED_LEASE_SCAN_MS: a lease taken by another process, the CLI).
+      let ids: string[] = [];
+      if (now >= this.noLeaseClaimableBefore || now - this.expiredLeasesScannedAt >= EXPIRED_LEASE_SCAN_MS) {
+        ids = sql.selectExpiredLeases.all(now, now, max);
+        this.expiredLeasesScannedAt = now;
+        this.noLeaseClaimableBefore = sql.nextLeaseExpiry.get()?.t ?? Infinity;
+      }
+      if (ids.length < max) ids.push(...sql.selectReady.all(now, max - ids.length));
+      for (const id of ids) sql.takeLease.run(owner, expiresAt, id);
+      if (ids.length > 0) this.noteLeaseExpiry(expiresAt);
+      return ids.map((id) => ({ id, owner, expiresAt }));
+    };
+    this.claimDue = db.transaction(claimBody).immediate;
+    // Reports waiting for their batch ride in the next lease transaction (see leaseDue).
+    this.reportsThenLease = db
+      .transaction((batch: readonly PendingReport[], owner: string, now: number, max: number, leaseMs: number) => ({
+        outcomes: batch.map(({ report }): ReportOutcome => ({ ok: true, result: applyReportBody(report) })),
+        leases: claimBody(owner, now, max, leaseMs),
+      }))
       .immediate;
   }
 
@@ -645,17 +654,26 @@ export class SqliteQueueStore implements QueueStore {
     });
   }
 
-  private flushReports(): void {
+  /**
+   * Writes the waiting reports. With `lease`, a lease is taken in the same transaction and
+   * returned (undefined when there was no report, or when something failed: then the reports
+   * were written the careful way, and the caller leases on its own).
+   */
+  private flushReports(lease?: { owner: string; now: number; max: number; leaseMs: number }): Lease[] | undefined {
     if (this.reportFlush !== null) clearTimeout(this.reportFlush);
     this.reportFlush = null;
     const batch = this.pendingReports;
     this.pendingReports = [];
-    if (batch.length === 0) return;
+    if (batch.length === 0) return undefined;
     let outcomes: ReportOutcome[];
+    let leases: Lease[] | undefined;
     try {
       outcomes = this.guard('cannot record deliveries', () => {
         try {
-          return this.applyReportsTogether(batch);
+          if (lease === undefined) return this.applyReportsTogether(batch);
+          const both = this.reportsThenLease(batch, lease.owner, lease.now, lease.max, lease.leaseMs);
+          leases = both.leases;
+          return both.outcomes;
         } catch {
           this.tracking.forget();
           return this.applyReports(batch);
@@ -664,8 +682,13 @@ export class SqliteQueueStore implements QueueStore {
     } catch (error) {
       this.tracking.forget();
       for (const p of batch) p.reject(error);
-      return;
+      return undefined;
     }
+    this.settleReports(batch, outcomes);
+    return leases;
+  }
+
+  private settleReports(batch: readonly PendingReport[], outcomes: readonly ReportOutcome[]): void {
     this.tracking.announce();
     const generated: QueueId[] = [];
     outcomes.forEach((o, i) => {
@@ -831,7 +854,14 @@ export class SqliteQueueStore implements QueueStore {
   // ---- leases ----
 
   leaseDue(owner: string, now: number, max: number, leaseMs: number): Lease[] {
-    return this.guard('cannot lease due messages', () => (max <= 0 ? [] : this.claimDue(owner, now, max, leaseMs)));
+    if (max <= 0) return [];
+    // Delivery reports waiting for their batch go in this transaction: one COMMIT for both, and
+    // the pages they share (the messages' rows and lease index) written once.
+    if (this.pendingReports.length > 0 && this.closing === null) {
+      const leases = this.flushReports({ owner, now, max, leaseMs });
+      if (leases !== undefined) return leases;
+    }
+    return this.guard('cannot lease due messages', () => this.claimDue(owner, now, max, leaseMs));
   }
 
   /** Extends a lease its owner still holds (not expired at `now`); null when it was lost. */
