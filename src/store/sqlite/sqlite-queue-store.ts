@@ -864,11 +864,12 @@ export class SqliteQueueStore implements QueueStore {
     return this.guard('cannot lease due messages', () => this.claimDue(owner, now, max, leaseMs));
   }
 
-  /** Extends a lease its owner still holds (not expired at `now`); null when it was lost. */
+  /** A lease this process took: no lease becomes claimable before its expiry (see claimDue). */
   private noteLeaseExpiry(expiresAt: number): void {
     this.noLeaseClaimableBefore = Math.min(this.noLeaseClaimableBefore, expiresAt);
   }
 
+  /** Extends a lease its owner still holds (not expired at `now`); null when it was lost. */
   renewLease(lease: Lease, now: number, leaseMs: number): Lease | null {
     return this.guard(`cannot renew the lease on ${lease.id}`, () => {
       const expiresAt = now + leaseMs;
