@@ -109,6 +109,17 @@ function ratio(x: number, base: number | undefined): string {
   return base === undefined || !Number.isFinite(base) || base === 0 || !Number.isFinite(x) ? '-' : `${(x / base).toFixed(2)}×`;
 }
 
+/**
+ * Each round's rate over the base's rate in the same round (the two ran one after the other), as
+ * "lowest–highest×": on a noisy machine the spread says more than the ratio of the medians.
+ */
+function roundRatios(xs: readonly number[], base: readonly number[] | undefined): string {
+  if (base === undefined) return '-';
+  const r = xs.map((x, i) => x / base[i]).filter((v) => Number.isFinite(v) && v > 0);
+  if (r.length === 0) return '-';
+  return `${Math.min(...r).toFixed(2)}–${Math.max(...r).toFixed(2)}×`;
+}
+
 // ── acceptance ───────────────────────────────────────────────────────────────────────────────
 
 const load = (s: Running, concurrency: number, total: number): Promise<RunResult> => runLoad({
@@ -195,13 +206,15 @@ async function acceptance(): Promise<void> {
       rows.push([
         String(c), p.name, String(Math.round(m)), ms(median(r.map((x) => x.p50))), ms(median(r.map((x) => x.p99))),
         r[0].serverCpuS === null ? '-' : `${Math.round(median(r.map((x) => (100 * x.serverCpuS!) / x.elapsedS)))}%`,
-        String(failed), ratio(m, rate('Postfix')), ratio(m, rate('smtp-sink')),
+        String(failed), ratio(m, rate('Postfix')),
+        roundRatios(r.map((x) => x.rate), results.get(`Postfix/${c}`)?.map((x) => x.rate)), ratio(m, rate('smtp-sink')),
       ]);
     }
   }
-  out(markdownTable(['concurrency', 'server', 'msgs/s', 'p50 ms', 'p99 ms', 'server cpu', 'failed', '÷ Postfix', '÷ smtp-sink'], rows));
+  out(markdownTable(['concurrency', 'server', 'msgs/s', 'p50 ms', 'p99 ms', 'server cpu', 'failed', '÷ Postfix', '÷ Postfix per round', '÷ smtp-sink'], rows));
   out('\nmsgs/s: messages answered 250 ÷ wall time of the run; p50/p99: end of data (the final `.`) → `250`; '
-    + 'server cpu: CPU time of the server\'s processes ÷ wall time (100% = one core; Postfix: master and all its children).\n');
+    + 'server cpu: CPU time of the server\'s processes ÷ wall time (100% = one core; Postfix: master and all its children); '
+    + '÷ Postfix per round: the lowest and highest of each round\'s rate over Postfix\'s in the same round.\n');
 }
 
 // ── relay end to end ─────────────────────────────────────────────────────────────────────────
@@ -255,10 +268,11 @@ async function relay(): Promise<void> {
   const postfix = [...results].find(([p]) => p.name === 'Postfix')?.[1];
   const base = postfix ? median(postfix.map((x) => x.rate)) : undefined;
   out(`\n### Relay end to end (${relayCount} messages of ${SIZE} bytes at client concurrency ${RELAY_CONCURRENCY}, to smtp-sink on ${SINK_HOST}, medians of ${rounds})\n\n`);
-  out(markdownTable(['server', 'msgs/s end to end', 'accepting msgs/s', 'delivered', 'failed', '÷ Postfix'], [...results].map(([p, r]) => {
+  out(markdownTable(['server', 'msgs/s end to end', 'accepting msgs/s', 'delivered', 'failed', '÷ Postfix', '÷ Postfix per round'], [...results].map(([p, r]) => {
     const m = median(r.map((x) => x.rate));
     return [p.name, Number.isNaN(m) ? '-' : String(Math.round(m)), String(Math.round(median(r.map((x) => x.acceptRate)))),
-      String(r.reduce((s, x) => s + x.delivered, 0)), String(r.reduce((s, x) => s + x.failed, 0)), ratio(m, base)];
+      String(r.reduce((s, x) => s + x.delivered, 0)), String(r.reduce((s, x) => s + x.failed, 0)), ratio(m, base),
+      roundRatios(r.map((x) => x.rate), postfix?.map((x) => x.rate))];
   })));
   out('\nmsgs/s end to end: messages ÷ time from the first connection of the run until smtp-sink has received all of them '
     + '(its `-c` counters, `mesg=N`); accepting msgs/s: the same run\'s rate of 250s. A fresh server, queue and sink per run, after a '
