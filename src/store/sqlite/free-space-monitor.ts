@@ -64,7 +64,7 @@ export class FreeSpaceMonitor {
   }
 
   /** Reads synchronously (at open, and before a refusal). */
-  refreshNow(): void {
+  private refreshNow(): void {
     try {
       this.record(this.statfs.readSync(this.directory));
     } catch {

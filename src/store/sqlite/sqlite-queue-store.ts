@@ -69,6 +69,14 @@ const WHOLE_BODY_READ_BYTES = 256 * 1024;
 /** The longest leasing goes without looking for expired leases (see claimDue). */
 const EXPIRED_LEASE_SCAN_MS = 1000;
 
+/** A lease to take in the same transaction as waiting delivery reports (see leaseDue). */
+interface LeaseRequest {
+  readonly owner: string;
+  readonly now: number;
+  readonly max: number;
+  readonly leaseMs: number;
+}
+
 export interface SqliteQueueStoreOptions {
   /** Holds queue.db (and its -wal/-shm files); created if missing. */
   readonly directory: string;
@@ -191,10 +199,9 @@ export class SqliteQueueStore implements QueueStore {
   private readonly writeCommitBatch: (batch: readonly PendingCommit[]) => void;
   private readonly claimDue: (owner: string, now: number, max: number, leaseMs: number) => Lease[];
   private readonly applyReports: (batch: readonly PendingReport[]) => ReportOutcome[];
-  private readonly applyReportsTogether: (batch: readonly PendingReport[]) => ReportOutcome[];
-  private readonly reportsThenLease: (
-    batch: readonly PendingReport[], owner: string, now: number, max: number, leaseMs: number,
-  ) => { outcomes: ReportOutcome[]; leases: Lease[] };
+  private readonly applyReportsTogether: (
+    batch: readonly PendingReport[], lease: LeaseRequest | undefined,
+  ) => { outcomes: ReportOutcome[]; leases: Lease[] | undefined };
   /**
    * No leased message becomes claimable again (lease expired and due) before this time: a lower
    * bound, lowered by every lease this process takes and recomputed at each search for expired
@@ -427,12 +434,6 @@ export class SqliteQueueStore implements QueueStore {
       return { applied: true, generated, finished };
     };
     const applyReport = db.transaction(applyReportBody);
-    // First try: the batch in one transaction, reports one after the other (with a savepoint
-    // each, a report cost ~120 µs, without ~77, batches of 64). Should one fail, all is rolled
-    // back and the batch written again the careful way below (flushReports).
-    this.applyReportsTogether = db
-      .transaction((batch: readonly PendingReport[]): ReportOutcome[] => batch.map(({ report }) => ({ ok: true, result: applyReportBody(report) })))
-      .immediate;
     // One transaction for the batch; each report in a savepoint of its own (a nested
     // better-sqlite3 transaction), so one that fails leaves the others written.
     this.applyReports = db.transaction((batch: readonly PendingReport[]): ReportOutcome[] => batch.map(({ report }) => {
@@ -481,11 +482,14 @@ export class SqliteQueueStore implements QueueStore {
       return ids.map((id) => ({ id, owner, expiresAt }));
     };
     this.claimDue = db.transaction(claimBody).immediate;
-    // Reports waiting for their batch ride in the next lease transaction (see leaseDue).
-    this.reportsThenLease = db
-      .transaction((batch: readonly PendingReport[], owner: string, now: number, max: number, leaseMs: number) => ({
+    // First try: the batch in one transaction, reports one after the other (with a savepoint
+    // each, a report cost ~120 µs, without ~77, batches of 64), and the lease they ride in, if
+    // any (see leaseDue). Should anything fail, all is rolled back and the batch written again
+    // the careful way (applyReports, see flushReports).
+    this.applyReportsTogether = db
+      .transaction((batch: readonly PendingReport[], lease: LeaseRequest | undefined) => ({
         outcomes: batch.map(({ report }): ReportOutcome => ({ ok: true, result: applyReportBody(report) })),
-        leases: claimBody(owner, now, max, leaseMs),
+        leases: lease === undefined ? undefined : claimBody(lease.owner, lease.now, lease.max, lease.leaseMs),
       }))
       .immediate;
   }
@@ -659,7 +663,7 @@ export class SqliteQueueStore implements QueueStore {
    * returned (undefined when there was no report, or when something failed: then the reports
    * were written the careful way, and the caller leases on its own).
    */
-  private flushReports(lease?: { owner: string; now: number; max: number; leaseMs: number }): Lease[] | undefined {
+  private flushReports(lease?: LeaseRequest): Lease[] | undefined {
     if (this.reportFlush !== null) clearTimeout(this.reportFlush);
     this.reportFlush = null;
     const batch = this.pendingReports;
@@ -670,10 +674,9 @@ export class SqliteQueueStore implements QueueStore {
     try {
       outcomes = this.guard('cannot record deliveries', () => {
         try {
-          if (lease === undefined) return this.applyReportsTogether(batch);
-          const both = this.reportsThenLease(batch, lease.owner, lease.now, lease.max, lease.leaseMs);
-          leases = both.leases;
-          return both.outcomes;
+          const together = this.applyReportsTogether(batch, lease);
+          leases = together.leases;
+          return together.outcomes;
         } catch {
           this.tracking.forget();
           return this.applyReports(batch);
